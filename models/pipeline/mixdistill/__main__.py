@@ -1,0 +1,82 @@
+"""python3 -m mixdistill {train,export,parity} ... (see --help of each)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _csv(v: str) -> list[str]:
+    return [x.strip() for x in v.split(",") if x.strip()]
+
+
+def _kv_floats(v: str) -> dict[str, float]:
+    out = {}
+    for item in _csv(v):
+        k, _, val = item.partition("=")
+        out[k] = float(val)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mixdistill", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a mixed-distilled student on normal images")
+    t.add_argument("--data", required=True, help="MVTec AD layout root (or category folder)")
+    t.add_argument("--category", default=None)
+    t.add_argument("--out", required=True, help="run folder (checkpoints, log, config)")
+    t.add_argument("--teacher", default="nsfwjs:mobilenet_v2", help="nsfwjs:<model> or torchvision:<arch>@<weights.pth>")
+    t.add_argument("--taps", type=_csv, default=None, help="comma list of teacher layers, shallow to deep")
+    t.add_argument("--paths", type=_csv, default=["direct", "skip", "symmetric"], help="comma list of direct,skip,symmetric")
+    t.add_argument("--path-weights", type=_kv_floats, default={}, help="loss weight per path kind, e.g. skip=0.5")
+    t.add_argument("--widths", type=lambda v: [int(x) for x in _csv(v)], default=None, help="student stage widths")
+    t.add_argument("--blocks", type=int, default=2, help="basic blocks per student stage")
+    t.add_argument("--size", type=int, default=256, help="square input size")
+    t.add_argument("--fit", choices=["stretch", "center-crop"], default="stretch")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--no-augment", action="store_true", help="disable random flips")
+    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+
+    e = sub.add_parser("export", help="export a run to a model bundle (teacher.onnx, student.onnx, manifest.json)")
+    e.add_argument("--run", required=True, help="run folder written by train")
+    e.add_argument("--out", required=True, help="bundle folder, e.g. models/my-model")
+    e.add_argument("--version", default="1.0.0")
+    e.add_argument("--checkpoint", default="best.pt", help="best.pt or last.pt")
+    e.add_argument("--sigma", type=float, default=4.0)
+    e.add_argument("--reduction", default="max", help="max or topk-mean:K")
+    e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
+    e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
+    e.add_argument("--defective", default=None, help="optional folder in MVTec layout with defective validation images (F1-optimal thresholds)")
+    e.add_argument("--description", default="")
+
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+
+    if args.cmd == "train":
+        from .train import TrainConfig, train
+
+        cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
+                          paths=args.paths, path_weights=args.path_weights, widths=args.widths, blocks=args.blocks,
+                          width=args.size, height=args.size, fit=args.fit, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                          augment=not args.no_augment, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
+        train(cfg, resume=not args.no_resume)
+        return 0
+    if args.cmd == "export":
+        from .export import ExportOptions, export
+
+        export(ExportOptions(run=Path(args.run), out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
+                             sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
+                             margin=args.margin, defective=args.defective, description=args.description))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""MVTec-AD-layout data sets, prepared by the service's own decode/resize code (src/cli/prepare-images.ts)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .teachers.nsfwjs import REPO_ROOT
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+PREPARE_JS = REPO_ROOT / "dist" / "src" / "cli" / "prepare-images.js"
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    defect: str  # "good" or the defect type
+    mask: Path | None = None
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
+def category_dir(data: Path, category: str | None) -> Path:
+    root = data / category if category else data
+    if not (root / "train" / "good").is_dir():
+        raise FileNotFoundError(f"{root} is not an MVTec AD category folder (no train/good)")
+    return root
+
+
+def train_good(root: Path) -> list[Sample]:
+    return [Sample(p, "good") for p in _images(root / "train" / "good")]
+
+
+def test_samples(root: Path) -> list[Sample]:
+    out: list[Sample] = []
+    for folder in sorted((root / "test").iterdir()):
+        for p in _images(folder):
+            mask = root / "ground_truth" / folder.name / f"{p.stem}_mask.png"
+            out.append(Sample(p, folder.name, mask if mask.exists() else None))
+    return out
+
+
+def split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Seeded split of normal training images into fit and validation (calibration) sets."""
+    order = list(samples)
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(val_fraction * len(order))) if val_fraction > 0 else 0
+    return sorted(order[n_val:], key=lambda s: s.path), sorted(order[:n_val], key=lambda s: s.path)
+
+
+def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Path) -> np.ndarray:
+    """uint8 [N, H, W, 3] RGB exactly as the server prepares them; cached by file list and settings."""
+    if not PREPARE_JS.exists():
+        raise FileNotFoundError(f"{PREPARE_JS} is missing: run `npm run build` in the repo root first")
+    files = [str(s.path.resolve()) for s in samples]
+    stamp = [(f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps([stamp, width, height, fit]).encode()).hexdigest()[:16]
+    out = cache / f"images-{key}-{width}x{height}-{fit}.u8"
+    if not out.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as lst:
+            lst.write("\n".join(files) + "\n")
+        tmp = out.with_suffix(".partial")
+        subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, "--width", str(width), "--height", str(height),
+                        "--fit", fit, "--out", str(tmp)], check=True, stdout=subprocess.DEVNULL)
+        Path(lst.name).unlink()
+        tmp.rename(out)
+    return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
+
+
+def to_tensor(images: np.ndarray, scale: float, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW, x = (pixel * scale - mean) / std, as src/image/preprocess.ts does."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x * scale - m) / s

@@ -1,0 +1,164 @@
+"""Training loop: seeded, resumable, with progress bars and a JSONL log."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import data
+from .loss import mixed_distillation_loss
+from .student import Student, plan_paths, taps_of
+from .teachers import build_teacher
+
+log = logging.getLogger("mixdistill.train")
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    category: str | None
+    out: str
+    teacher: str = "nsfwjs:mobilenet_v2"
+    taps: list[str] | None = None
+    paths: list[str] = field(default_factory=lambda: ["direct", "skip", "symmetric"])
+    path_weights: dict[str, float] = field(default_factory=dict)  # by kind; default 1
+    widths: list[int] | None = None
+    blocks: int = 2
+    width: int = 256
+    height: int = 256
+    fit: str = "stretch"
+    epochs: int = 40
+    batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    augment: bool = True
+    val_fraction: float = 0.15
+    seed: int = 0
+    threads: int = 0  # 0: all cores
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Run:
+    """Everything a run needs, rebuilt identically from its config (for training, resuming and export)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.teacher = build_teacher(cfg.teacher, cfg.taps, cfg.height, cfg.width)
+        self.taps = taps_of(self.teacher.shapes, cfg.height)
+        self.paths = plan_paths(len(self.taps), cfg.paths)
+        widths = cfg.widths or [max(64, 2 * t.channels) for t in self.taps]
+        self.student = Student(self.taps, self.paths, widths, cfg.blocks)
+        self.loss_weights = [cfg.path_weights.get(p.kind, 1.0) for p in self.paths]
+
+    def targets(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Teacher features paired with student outputs, path by path."""
+        return [feats[p.teacher_tap] for p in self.paths]
+
+    def tensors(self, images: np.ndarray) -> torch.Tensor:
+        s = self.teacher.scaling
+        return data.to_tensor(images, s["scale"], s["mean"], s["std"])
+
+def load_split(cfg: TrainConfig) -> tuple[list[data.Sample], list[data.Sample]]:
+    root = data.category_dir(Path(cfg.data), cfg.category)
+    return data.split(data.train_good(root), cfg.val_fraction, cfg.seed)
+
+
+def evaluate_loss(run: Run, images: np.ndarray, batch: int) -> list[float]:
+    run.student.eval()
+    sums = np.zeros(len(run.paths))
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = run.tensors(images[i:i + batch])
+            _, per = mixed_distillation_loss(run.targets(run.teacher.module(x)), run.student(x), run.loss_weights)
+            sums += np.array(per) * len(x)
+    return list(sums / max(1, len(images)))
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> Path:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Debian's torch starts with one thread.
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    seed_everything(cfg.seed)
+    run = Run(cfg)
+    fit_set, val_set = load_split(cfg)
+    cache = out.parent / ".cache"
+    train_imgs = data.prepare(fit_set, cfg.width, cfg.height, cfg.fit, cache)
+    val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
+    log.info("teacher %s taps %s; %d training, %d validation images; paths %s",
+             cfg.teacher, run.teacher.taps, len(fit_set), len(val_set), [p.output_name(run.taps) for p in run.paths])
+
+    opt = torch.optim.Adam(run.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(train_imgs) // cfg.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
+    start, best = 0, float("inf")
+    ckpt = out / "last.pt"
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu")
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"{ckpt} was written with another configuration; use a new --out or --no-resume")
+        run.student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, best = state["epoch"], state["best"]
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        log.info("resumed from %s at epoch %d", ckpt, start)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+
+    gen = np.random.default_rng(cfg.seed)
+    with open(out / "log.jsonl", "a") as logf:
+        for epoch in range(start, cfg.epochs):
+            t0 = time.time()
+            run.student.train()
+            order = gen.permutation(len(train_imgs))
+            total = 0.0
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
+            for step in bar:
+                idx = np.sort(order[step * cfg.batch:(step + 1) * cfg.batch])
+                x = run.tensors(train_imgs[idx])
+                if cfg.augment:
+                    if gen.random() < 0.5:
+                        x = x.flip(3)
+                    if gen.random() < 0.5:
+                        x = x.flip(2)
+                with torch.no_grad():
+                    feats = run.teacher.module(x)
+                loss, _ = mixed_distillation_loss(run.targets(feats), run.student(x), run.loss_weights)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss)
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+            val = evaluate_loss(run, val_imgs, cfg.batch)
+            val_total = float(np.dot(val, run.loss_weights))
+            rec = {"epoch": epoch + 1, "train_loss": total / steps_per_epoch, "val_loss": val_total,
+                   "val_per_path": dict(zip([p.output_name(run.taps) for p in run.paths], val)),
+                   "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log.info("epoch %d/%d train %.4f val %.4f (%.0fs)", epoch + 1, cfg.epochs, rec["train_loss"], val_total, rec["seconds"])
+            state = {"config": asdict(cfg), "student": run.student.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": min(best, val_total),
+                     "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}}
+            torch.save(state, out / "last.pt.tmp")
+            (out / "last.pt.tmp").replace(ckpt)
+            if val_total < best:
+                best = val_total
+                torch.save({"config": asdict(cfg), "student": run.student.state_dict(), "epoch": epoch + 1, "val_loss": val_total}, out / "best.pt")
+    return out

@@ -1,0 +1,14 @@
+import { ApiError } from '../http/errors.js';
+
+/** Turns sharp/libvips failures into the API's stable error codes: bad input is never a 500. */
+export function imageError(err: unknown, index: number): ApiError {
+  const msg = err instanceof Error ? err.message : String(err);
+  const where = `image ${index}`;
+  if (/pixel limit/i.test(msg)) {
+    return new ApiError(413, 'TOO_MANY_PIXELS', `${where}: the image has more pixels than allowed`);
+  }
+  if (/unsupported image format|Input buffer contains unsupported|Input file is missing|bad seek|not a known file format/i.test(msg)) {
+    return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `${where}: not an image in a supported format (JPEG, PNG, WebP, TIFF, GIF)`);
+  }
+  return new ApiError(422, 'CORRUPT_IMAGE', `${where}: the image could not be decoded (${msg.split('\n')[0].slice(0, 200)})`);
+}
