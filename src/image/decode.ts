@@ -40,7 +40,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits, index = 0
     throw imageError(err, index);
   }
   if (!meta.format || !ACCEPTED_FORMATS.has(meta.format)) {
-    throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `image ${index}: format ${meta.format ?? 'unknown'} is not supported (JPEG, PNG, WebP, TIFF, GIF)`);
+    throw new ApiError(415, 'UNSUPPORTED_IMAGE_TYPE', `image ${index}: format ${meta.format ?? 'unknown'} is not supported (JPEG, PNG, WebP, TIFF, GIF)`);
   }
   const w = meta.width ?? 0;
   const h = meta.pageHeight ?? meta.height ?? 0;

@@ -7,8 +7,8 @@ export function imageError(err: unknown, index: number): ApiError {
   if (/pixel limit/i.test(msg)) {
     return new ApiError(413, 'TOO_MANY_PIXELS', `${where}: the image has more pixels than allowed`);
   }
-  if (/unsupported image format|Input buffer contains unsupported|Input file is missing|bad seek|not a known file format/i.test(msg)) {
-    return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `${where}: not an image in a supported format (JPEG, PNG, WebP, TIFF, GIF)`);
+  if (/unsupported image format/i.test(msg)) {
+    return new ApiError(415, 'NOT_AN_IMAGE', `${where}: the data is not an image`);
   }
-  return new ApiError(422, 'CORRUPT_IMAGE', `${where}: the image could not be decoded (${msg.split('\n')[0].slice(0, 200)})`);
+  return new ApiError(422, 'CORRUPT_IMAGE', `${where}: the image could not be decoded (${msg.split('\n')[0].slice(0, 160)})`);
 }

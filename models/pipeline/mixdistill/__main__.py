@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--reduction", default="max", help="max or topk-mean:K")
     e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
-    e.add_argument("--defective", default=None, help="optional folder in MVTec layout with defective validation images (F1-optimal thresholds)")
     e.add_argument("--description", default="")
 
     args = p.parse_args(argv)
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
         export(ExportOptions(run=Path(args.run), out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
-                             margin=args.margin, defective=args.defective, description=args.description))
+                             margin=args.margin, description=args.description))
         return 0
     return 2
 

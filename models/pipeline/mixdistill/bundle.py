@@ -1,0 +1,89 @@
+"""The bundle contract (models/bundle.schema.json) and the model card."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from .teachers.nsfwjs import REPO_ROOT
+
+SCHEMA_PATH = REPO_ROOT / "models" / "bundle.schema.json"
+
+
+def validate_manifest(manifest: dict) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(manifest), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors[:10]]
+        raise ValueError("manifest does not match bundle.schema.json:\n  " + "\n  ".join(lines))
+    teacher = {o["name"]: o for o in manifest["teacher"]["outputs"]}
+    for o in manifest["student"]["outputs"]:
+        t = teacher.get(o["imitates"])
+        if t is None:
+            raise ValueError(f"student output {o['name']} imitates unknown teacher output {o['imitates']}")
+        if (t["stride"], t["channels"]) != (o["stride"], o["channels"]):
+            raise ValueError(f"student output {o['name']} does not match the shape of {o['imitates']}")
+
+
+METRICS_START = "<!-- metrics:start -->"
+METRICS_END = "<!-- metrics:end -->"
+
+
+def write_card(folder: Path, manifest: dict, log_lines: list[dict]) -> None:
+    p = manifest["provenance"]
+    cfg = p["training"]["config"]
+    teacher = p["teacher"]
+    paths = "\n".join(f"| `{o['name']}` | {o['path']} | {o['layer']} | `{o['imitates']}` (stride {o['stride']}, {o['channels']} ch) |"
+                      for o in manifest["student"]["outputs"])
+    fusion = "\n".join(f"| `{f['student']}` | {f['weight']:g} | {f['offset']:.5f} | {f['scale']:.5f} |" for f in manifest["fusion"]["paths"])
+    cal = manifest["calibration"]
+    minutes = p["training"]["seconds"] / 60
+    last = log_lines[-1] if log_lines else {}
+    text = f"""# {manifest['name']} {manifest['version']}
+
+{manifest['description']}
+
+## Data
+- Training data: `{p['data']['root']}` category `{p['data']['category']}`, normal images only:
+  {p['data']['trainImages']} for training, {p['data']['validationImages']} held out (seed {p['data']['seed']}) for
+  validation and calibration.
+- Input: {manifest['input']['width']}x{manifest['input']['height']} RGB, fit `{manifest['input']['fit']}`, scaling x = pixel * {manifest['input']['scaling']['scale']:.6g} - mean, / std
+  (mean {manifest['input']['scaling']['mean']}, std {manifest['input']['scaling']['std']}). Grey images are copied to three channels.
+
+## Teacher
+`{teacher.get('spec')}` — {teacher.get('note', '')}.
+{"Weights: the npm package nsfwjs " + teacher['version'] + " (MIT), read from node_modules at training time; ported to PyTorch and checked against the original tfjs network (test/teacher-parity.test.ts)." if teacher.get('package') == 'nsfwjs' else ''}
+The teacher is frozen (eval mode) and exported unchanged as `teacher.onnx`.
+
+## Student and paths
+{manifest['student']['architecture']}, randomly initialised, trained to reproduce the teacher through these paths:
+
+| output | path | student layer | imitates |
+|---|---|---|---|
+{paths}
+
+## Training
+{cfg['epochs']} epochs, batch {cfg['batch']}, Adam with one-cycle learning rate up to {cfg['lr']}, weight decay {cfg['weight_decay']},
+random flips: {cfg['augment']}, seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {p['training']['torch']}):
+{minutes:.1f} min. Final validation loss {last.get('val_loss', float('nan')):.4f}; checkpoint of epoch {p['training']['epochs']}.
+
+## Fusion and calibration
+Maps: 1 - cos per path, bilinear to the input size, (d - offset) / scale * weight summed, Gaussian sigma
+{manifest['fusion']['sigma']} (kernel {manifest['fusion']['kernelSize']}), image score `{manifest['fusion']['reduction']['kind']}`.
+Offsets and scales put each path's normal validation values at mean 0 and 99.9th percentile 1.
+
+| output | weight | offset | scale |
+|---|---|---|---|
+{fusion}
+
+Thresholds ({cal['method']}): {cal.get('description', '')}. Image threshold {cal['image']['threshold']:.4f}
+(normal p50 {cal['image']['low']:.4f}), pixel threshold {cal['pixel']['threshold']:.4f}; from {cal['validation']['normalImages']} normal images, no defective ones.
+
+## Test metrics
+{METRICS_START}
+Not evaluated yet: run `npm run eval -- --model {manifest['name']} --data <category folder>`.
+{METRICS_END}
+"""
+    (folder / "MODEL_CARD.md").write_text(text)

@@ -1,0 +1,145 @@
+"""Export a training run to a model bundle: teacher.onnx, student.onnx, manifest.json, MODEL_CARD.md."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from . import __version__, data
+from .anomaly_map import fuse, kernel_size_for, path_maps, reduce_score
+from .bundle import validate_manifest, write_card
+from .calibrate import path_normalization, threshold_from_normal
+from .train import Run, TrainConfig, load_split
+from .teachers.nsfwjs import REPO_ROOT
+
+log = logging.getLogger("mixdistill.export")
+INPUT = "image"
+
+
+@dataclass
+class ExportOptions:
+    run: Path
+    out: Path
+    version: str = "1.0.0"
+    checkpoint: str = "best.pt"
+    sigma: float = 4.0
+    reduction: str = "max"
+    fusion_weights: dict[str, float] = field(default_factory=dict)
+    margin: float = 0.1
+    description: str = ""
+    batch: int = 16
+
+
+def parse_reduction(text: str) -> dict:
+    if text == "max":
+        return {"kind": "max"}
+    kind, _, k = text.partition(":")
+    if kind == "topk-mean" and k.isdigit() and int(k) > 0:
+        return {"kind": "topk-mean", "k": int(k)}
+    raise ValueError(f"reduction must be max or topk-mean:K, not {text!r}")
+
+
+def _export_onnx(module: torch.nn.Module, path: Path, outputs: list[str], h: int, w: int) -> None:
+    module.eval()
+    dyn = {INPUT: {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
+    with torch.no_grad():
+        torch.onnx.export(module, torch.zeros(1, 3, h, w), str(path), input_names=[INPUT], output_names=outputs,
+                          dynamic_axes=dyn, opset_version=17, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(str(path)))
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def collect_maps(run: Run, images: np.ndarray, batch: int) -> list[np.ndarray]:
+    """Per path, [N, H, W] discrepancy maps at input size (reference math)."""
+    cfg = run.cfg
+    chunks: list[list[torch.Tensor]] = [[] for _ in run.paths]
+    run.student.eval()
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = run.tensors(images[i:i + batch])
+            maps = path_maps(run.targets(run.teacher.module(x)), run.student(x), cfg.height, cfg.width)
+            for k, m in enumerate(maps):
+                chunks[k].append(m)
+    return [torch.cat(c).numpy() for c in chunks]
+
+
+def export(opts: ExportOptions) -> Path:
+    cfg = TrainConfig(**json.loads((opts.run / "config.json").read_text()))
+    torch.manual_seed(cfg.seed)
+    run = Run(cfg)
+    state = torch.load(opts.run / opts.checkpoint, map_location="cpu")
+    run.student.load_state_dict(state["student"])
+    run.student.eval()
+    name = opts.out.name
+    opts.out.mkdir(parents=True, exist_ok=True)
+    out_names = [p.output_name(run.taps) for p in run.paths]
+
+    _export_onnx(run.teacher.module, opts.out / "teacher.onnx", run.teacher.taps, cfg.height, cfg.width)
+    _export_onnx(run.student, opts.out / "student.onnx", out_names, cfg.height, cfg.width)
+
+    # Calibration on the normal validation split the run held out (never trained on).
+    fit_set, val_set = load_split(cfg)
+    val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, opts.run.parent / ".cache")
+    maps = collect_maps(run, val_imgs, opts.batch)
+    norms = [path_normalization(m) for m in maps]
+    weights = [opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0)) for n, p in zip(out_names, run.paths)]
+    ksize = kernel_size_for(opts.sigma)
+    reduction = parse_reduction(opts.reduction)
+    fused = fuse([torch.from_numpy(m) for m in maps], [o for o, _ in norms], [s for _, s in norms], weights, opts.sigma, ksize)
+    scores = reduce_score(fused, reduction).numpy()
+    per_image_max = fused.flatten(1).max(dim=1).values.numpy()
+    image_cal = threshold_from_normal(scores, opts.margin)
+    pixel_cal = threshold_from_normal(per_image_max, opts.margin)
+    pixel_cal["low"] = float(np.median(fused.numpy()))
+
+    log_lines = [json.loads(l) for l in (opts.run / "log.jsonl").read_text().splitlines() if l.strip()]
+    manifest = {
+        "schemaVersion": 1,
+        "name": name,
+        "version": opts.version,
+        "description": opts.description or f"Mixed-distillation student on {cfg.category or Path(cfg.data).name}, teacher {cfg.teacher}",
+        "card": "MODEL_CARD.md",
+        "input": {"name": INPUT, "width": cfg.width, "height": cfg.height, "channelOrder": "RGB",
+                  "scaling": {k: run.teacher.scaling[k] for k in ("scale", "mean", "std")}, "fit": cfg.fit},
+        "teacher": {"file": "teacher.onnx", "architecture": cfg.teacher,
+                    "outputs": [{"name": t.name, "stride": t.stride, "channels": t.channels} for t in run.taps]},
+        "student": {"file": "student.onnx", "architecture": f"resnet-basic-blocks widths={[s[-1].conv2.out_channels for s in run.student.stages]} blocks={cfg.blocks}",
+                    "outputs": [{"name": n, "imitates": run.taps[p.teacher_tap].name, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
+                                 "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}
+                                for n, p in zip(out_names, run.paths)]},
+        "fusion": {"paths": [{"student": n, "weight": w, "offset": o, "scale": s} for n, w, (o, s) in zip(out_names, weights, norms)],
+                   "sigma": opts.sigma, "kernelSize": ksize, "reduction": reduction},
+        "calibration": {"method": "normal-quantile",
+                        "description": f"threshold = p99 + {opts.margin} * (p99 - p50) of normal validation scores; low = p50",
+                        "image": image_cal, "pixel": pixel_cal,
+                        "validation": {"normalImages": len(val_set), "defectiveImages": 0}},
+        "provenance": {
+            "createdAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "teacher": run.teacher.source,
+            "data": {"root": Path(cfg.data).name, "category": cfg.category, "trainImages": len(fit_set),
+                     "validationImages": len(val_set), "validationFraction": cfg.val_fraction, "seed": cfg.seed},
+            "training": {"epochs": state.get("epoch"), "config": json.loads((opts.run / "config.json").read_text()),
+                         "seconds": round(sum(r["seconds"] for r in log_lines), 1),
+                         "finalValLoss": log_lines[-1]["val_loss"] if log_lines else None,
+                         "torch": torch.__version__},
+            "code": {"pipeline": __version__, "commit": _git_commit()},
+        },
+    }
+    validate_manifest(manifest)
+    (opts.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_card(opts.out, manifest, log_lines)
+    log.info("bundle written to %s: image threshold %.4f (normal p50 %.4f)", opts.out, image_cal["threshold"], image_cal["low"])
+    return opts.out

@@ -1,0 +1,45 @@
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import errors from './http/plugins/errors.js';
+import metrics from './http/plugins/metrics.js';
+import models from './http/plugins/models.js';
+import { registerSharedSchemas } from './http/openapi.js';
+import detectRoutes from './http/routes/detect.js';
+import docsRoutes from './http/routes/docs.js';
+import modelRoutes from './http/routes/models.js';
+import opsRoutes from './http/routes/ops.js';
+
+export interface AppOptions {
+  config: Config;
+  /** Fastify logger option; the server passes pino settings, tests usually false. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/**
+ * The whole service as a Fastify instance, not listening: the server calls listen(), tests use inject().
+ * Registration order is the architecture: cross-cutting plugins, the model registry, then routes.
+ */
+export async function buildApp({ config, logger = false }: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger,
+    bodyLimit: config.MAX_BODY_BYTES,
+    // Unknown query parameters are refused (a typo like ?treshold= must not be ignored silently).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+    disableRequestLogging: false,
+  });
+  registerSharedSchemas(app);
+
+  await app.register(errors);
+  await app.register(metrics);
+  await app.register(multipart, {
+    limits: { fileSize: config.MAX_IMAGE_BYTES, files: config.MAX_FILES + 1, parts: config.MAX_FILES + 16, fields: 16 },
+  });
+  await app.register(models, { config });
+
+  await app.register(opsRoutes);
+  await app.register(modelRoutes, { config });
+  await app.register(detectRoutes, { config });
+  await app.register(docsRoutes);
+  return app;
+}

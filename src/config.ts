@@ -1,0 +1,58 @@
+import os from 'node:os';
+import envSchema from 'env-schema';
+
+/** Configuration from the environment, validated once at start (README: Configuration). */
+export interface Config {
+  HOST: string;
+  PORT: number;
+  MODELS_DIR: string;
+  DEFAULT_MODEL: string;
+  EXECUTION_PROVIDERS: string[];
+  WORKERS: number;
+  INTRA_OP_THREADS: number;
+  MAX_BATCH: number;
+  BATCH_WAIT_MS: number;
+  QUEUE_SIZE: number;
+  MAX_BODY_BYTES: number;
+  MAX_IMAGE_BYTES: number;
+  MAX_PIXELS: number;
+  MAX_FILES: number;
+  LOG_LEVEL: string;
+}
+
+const schema = {
+  type: 'object',
+  required: [],
+  properties: {
+    HOST: { type: 'string', default: '0.0.0.0' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    MODELS_DIR: { type: 'string', minLength: 1, default: 'models' },
+    DEFAULT_MODEL: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', default: 'mtd-mnv2' },
+    EXECUTION_PROVIDERS: { type: 'string', pattern: '^(cuda|cpu)(,(cuda|cpu))*$', default: 'cuda,cpu' },
+    WORKERS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
+    INTRA_OP_THREADS: { type: 'integer', minimum: 0, maximum: 256, default: 0 },
+    MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, default: 8 },
+    BATCH_WAIT_MS: { type: 'number', minimum: 0, maximum: 1000, default: 2 },
+    QUEUE_SIZE: { type: 'integer', minimum: 1, maximum: 100000, default: 64 },
+    MAX_BODY_BYTES: { type: 'integer', minimum: 1024, default: 64 * 1024 * 1024 },
+    MAX_IMAGE_BYTES: { type: 'integer', minimum: 1024, default: 20 * 1024 * 1024 },
+    MAX_PIXELS: { type: 'integer', minimum: 1, default: 40_000_000 },
+    MAX_FILES: { type: 'integer', minimum: 1, maximum: 256, default: 16 },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+  },
+} as const;
+
+/** Reads and validates the environment; throws with every problem named. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const raw = envSchema<Omit<Config, 'EXECUTION_PROVIDERS'> & { EXECUTION_PROVIDERS: string }>({ schema, data: env, dotenv: false });
+  const providers = [...new Set(raw.EXECUTION_PROVIDERS.split(','))];
+  return {
+    ...raw,
+    EXECUTION_PROVIDERS: providers,
+    // 0: share the cores among the workers.
+    INTRA_OP_THREADS: raw.INTRA_OP_THREADS || Math.max(1, Math.floor(os.availableParallelism() / raw.WORKERS)),
+  };
+}
+
+/** Defaults for tests and tools; same validation. */
+export const configFrom = (overrides: Partial<Record<keyof Config, string>>) => loadConfig({ ...overrides });

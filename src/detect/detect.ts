@@ -1,0 +1,196 @@
+import type { Manifest, PathKind } from '../bundle/manifest.js';
+import type { ModelEngine } from '../engine/model-engine.js';
+import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../graph/head.js';
+import { decodeImage, type DecodeLimits } from '../image/decode.js';
+import { placement, resizeForModel, toTensor } from '../image/preprocess.js';
+import { resizeBilinear } from '../maps/resize.js';
+import { colorize } from './colormap.js';
+import { heatmapPng, mapPng, maskPng, overlayPng } from './encode.js';
+import { connectedRegions } from './regions.js';
+import { effectiveThresholds, normalize } from './scoring.js';
+
+export const INCLUDES = ['heatmap', 'overlay', 'mask', 'regions', 'paths'] as const;
+export type Include = (typeof INCLUDES)[number];
+
+export interface DetectOptions {
+  include: ReadonlySet<Include>;
+  threshold?: number;
+  sensitivity?: number;
+}
+
+export interface Timings {
+  decode: number;
+  preprocess: number;
+  queue: number;
+  inference: number;
+  postprocess: number;
+  encode: number;
+  total: number;
+}
+
+export interface Region {
+  bbox: { x: number; y: number; width: number; height: number };
+  areaPx: number;
+  areaPercent: number;
+  peakScore: number;
+  peakNormalized: number;
+}
+
+export interface PathResult {
+  name: string;
+  kind: 'layer-wise' | 'cross-layer';
+  path: PathKind;
+  teacherLayer: string;
+  studentLayer: string;
+  max: number;
+  map?: string;
+}
+
+export interface DetectionResult {
+  index: number;
+  width: number;
+  height: number;
+  score: number;
+  normalizedScore: number;
+  threshold: number;
+  pixelThreshold: number;
+  isAnomalous: boolean;
+  batchSize: number;
+  timings: Timings;
+  heatmap?: string;
+  overlay?: string;
+  mask?: string;
+  regions?: Region[];
+  paths?: PathResult[];
+  /** The heatmap PNG bytes, kept for Accept: image/png answers (never serialised). */
+  heatmapPng?: Buffer;
+}
+
+const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;
+const since = (t: number) => performance.now() - t;
+
+function maxOf(a: Float32Array): number {
+  let m = -Infinity;
+  for (let i = 0; i < a.length; i++) if (a[i] > m) m = a[i];
+  return m;
+}
+
+/** The request path for one image: decode -> preprocess -> infer (batched, in a worker) -> postprocess -> encode. */
+export async function detectImage(
+  engine: ModelEngine,
+  bytes: Buffer,
+  index: number,
+  opts: DetectOptions & { wantPng?: boolean },
+  limits: DecodeLimits,
+): Promise<DetectionResult> {
+  const m: Manifest = engine.manifest;
+  const { width: W, height: H } = m.input;
+  const t0 = performance.now();
+
+  const image = await decodeImage(bytes, limits, index);
+  const decodeMs = since(t0);
+
+  const t1 = performance.now();
+  const rgb = await resizeForModel(image, m.input, index);
+  const tensor = toTensor(rgb, W, H, m.input.scaling, m.input.channelOrder);
+  const preprocessMs = since(t1);
+
+  const inferred = await engine.infer(tensor);
+
+  const t2 = performance.now();
+  const map = inferred.outputs[OUTPUT_MAP].data;
+  const score = inferred.outputs[OUTPUT_SCORE].data[0];
+  const cal = m.calibration;
+  const th = effectiveThresholds(cal.image, cal.pixel, opts);
+  const at = placement(image.width, image.height, m.input);
+  const result: DetectionResult = {
+    index,
+    width: image.width,
+    height: image.height,
+    score: round(score, 5),
+    normalizedScore: round(normalize(score, cal.image), 4),
+    threshold: round(th.image, 5),
+    pixelThreshold: round(th.pixel, 5),
+    isAnomalous: score >= th.image,
+    batchSize: inferred.batchSize,
+    timings: { decode: 0, preprocess: 0, queue: 0, inference: 0, postprocess: 0, encode: 0, total: 0 },
+  };
+  const inc = opts.include;
+  const needHeat = inc.has('heatmap') || inc.has('overlay') || opts.wantPng;
+  let heatRgb: Uint8Array | undefined;
+  if (needHeat) {
+    const scaled = new Float32Array(map.length);
+    for (let i = 0; i < map.length; i++) scaled[i] = normalize(map[i], { low: cal.pixel.low, threshold: th.pixel });
+    heatRgb = colorize(scaled);
+  }
+  let mask: Uint8Array | undefined;
+  if (inc.has('mask')) {
+    mask = new Uint8Array(map.length);
+    for (let i = 0; i < map.length; i++) mask[i] = map[i] >= th.pixel ? 255 : 0;
+  }
+  if (inc.has('regions')) {
+    const sx = at.width / W, sy = at.height / H;
+    result.regions = connectedRegions(map, W, H, th.pixel).map((r) => {
+      const x = Math.floor(at.left + r.x0 * sx), y = Math.floor(at.top + r.y0 * sy);
+      const areaPx = r.area * sx * sy;
+      return {
+        bbox: { x, y, width: Math.max(1, Math.ceil(at.left + r.x1 * sx) - x), height: Math.max(1, Math.ceil(at.top + r.y1 * sy) - y) },
+        areaPx: Math.round(areaPx),
+        areaPercent: round((100 * areaPx) / (image.width * image.height), 3),
+        peakScore: round(r.peak, 5),
+        peakNormalized: round(normalize(r.peak, { low: cal.pixel.low, threshold: th.pixel }), 4),
+      };
+    });
+  }
+  const pathMaps: { o: (typeof m.student.outputs)[number]; rgb?: Uint8Array; max: number }[] = [];
+  if (inc.has('paths')) {
+    const fusion = new Map(m.fusion.paths.map((f) => [f.student, f]));
+    for (const o of m.student.outputs) {
+      const { data: raw, dims } = inferred.outputs[pathOutput(o.name)];
+      const f = fusion.get(o.name);
+      const [h, w] = dims.slice(-2);
+      const up = resizeBilinear(raw, h, w, H, W);
+      // Display scale: 1 is the path's normal 99.9th percentile; twice that saturates.
+      const offset = f?.offset ?? 0, scale = f?.scale ?? Math.max(maxOf(raw), 1e-6);
+      for (let i = 0; i < up.length; i++) up[i] = (up[i] - offset) / scale / 2;
+      pathMaps.push({ o, rgb: colorize(up), max: maxOf(raw) });
+    }
+  }
+  const postprocessMs = since(t2);
+
+  const t3 = performance.now();
+  const [heatmap, overlay, maskOut, pathPngs] = await Promise.all([
+    needHeat && (inc.has('heatmap') || opts.wantPng) ? heatmapPng(heatRgb!, W, H, image.width, image.height, at) : undefined,
+    inc.has('overlay') ? overlayPng(image, heatRgb!, W, H, at) : undefined,
+    mask ? maskPng(mask, W, H, image.width, image.height, at) : undefined,
+    Promise.all(pathMaps.map((p) => mapPng(p.rgb!, W, H))),
+  ]);
+  if (heatmap) {
+    if (inc.has('heatmap')) result.heatmap = heatmap.toString('base64');
+    if (opts.wantPng) result.heatmapPng = heatmap;
+  }
+  if (overlay) result.overlay = overlay.toString('base64');
+  if (maskOut) result.mask = maskOut.toString('base64');
+  if (inc.has('paths')) {
+    result.paths = pathMaps.map((p, i) => ({
+      name: p.o.name,
+      kind: p.o.path === 'direct' ? 'layer-wise' : 'cross-layer',
+      path: p.o.path,
+      teacherLayer: p.o.imitates,
+      studentLayer: p.o.layer,
+      max: round(p.max, 5),
+      map: pathPngs[i].toString('base64'),
+    }));
+  }
+  const encodeMs = since(t3);
+  result.timings = {
+    decode: round(decodeMs),
+    preprocess: round(preprocessMs),
+    queue: round(inferred.queueMs),
+    inference: round(inferred.inferenceMs),
+    postprocess: round(postprocessMs),
+    encode: round(encodeMs),
+    total: round(since(t0)),
+  };
+  return result;
+}

@@ -1,0 +1,79 @@
+import type { Bundle } from '../bundle/load.js';
+import type { Manifest } from '../bundle/manifest.js';
+import { composeBundle } from '../graph/compose.js';
+import { Batcher, type ItemResult } from './batcher.js';
+import { InferencePool, type PoolStatus } from './pool.js';
+
+export interface EngineOptions {
+  providers: string[];
+  workers: number;
+  intraOpThreads: number;
+  maxBatch: number;
+  maxWaitMs: number;
+  maxQueue: number;
+  onBatch?: (model: string, size: number, ms: number) => void;
+  onWorkerLost?: (model: string, why: string) => void;
+}
+
+/** Powers of two up to maxBatch, and maxBatch itself: the only batch shapes a GPU session sees. */
+export function batchSizes(maxBatch: number): number[] {
+  const sizes: number[] = [];
+  for (let s = 1; s < maxBatch; s *= 2) sizes.push(s);
+  sizes.push(maxBatch);
+  return sizes;
+}
+
+/** One loaded model: its composed graph in a pool of workers behind a batcher. */
+export class ModelEngine {
+  private constructor(
+    readonly manifest: Manifest,
+    readonly dir: string,
+    private readonly pool: InferencePool,
+    private readonly batcher: Batcher,
+    readonly status: PoolStatus,
+  ) {}
+
+  static async create(bundle: Bundle, opts: EngineOptions): Promise<ModelEngine> {
+    const m = bundle.manifest;
+    const model = composeBundle(bundle);
+    const imageShape: [number, number, number] = [3, m.input.height, m.input.width];
+    const gpu = opts.providers[0] !== 'cpu';
+    const sizes = batchSizes(opts.maxBatch);
+    const pool = await InferencePool.start(
+      {
+        model,
+        inputName: m.input.name,
+        imageShape,
+        providers: opts.providers,
+        intraOpThreads: opts.intraOpThreads,
+        warmupBatches: gpu ? sizes : [1, opts.maxBatch].filter((v, i, a) => a.indexOf(v) === i),
+      },
+      opts.workers,
+    );
+    // Padding only pays where shapes cost memory (GPU arenas); on CPU it would waste compute.
+    const padded = pool.status.provider !== 'cpu';
+    const batcher = new Batcher(pool, {
+      maxBatch: opts.maxBatch,
+      maxWaitMs: opts.maxWaitMs,
+      maxQueue: opts.maxQueue,
+      itemSize: imageShape[0] * imageShape[1] * imageShape[2],
+      batchSizes: padded ? sizes : undefined,
+      onBatch: (size, ms) => opts.onBatch?.(m.name, size, ms),
+    });
+    pool.on('worker-lost', (why: string) => opts.onWorkerLost?.(m.name, why));
+    return new ModelEngine(m, bundle.dir, pool, batcher, pool.status);
+  }
+
+  get queueDepth(): number {
+    return this.batcher.depth;
+  }
+
+  infer(tensor: Float32Array): Promise<ItemResult> {
+    return this.batcher.submit(tensor);
+  }
+
+  async close(): Promise<void> {
+    this.batcher.drain(new Error('the model is being unloaded'));
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,76 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../config.js';
+import { detectImage, INCLUDES, type DetectionResult, type Include } from '../../detect/detect.js';
+import { ApiError } from '../errors.js';
+import { routeSchema } from '../openapi.js';
+import { readImages } from '../read-images.js';
+
+interface DetectQuery {
+  model?: string;
+  include?: string;
+  threshold?: number;
+  sensitivity?: number;
+}
+
+/** True when the client prefers image/png over JSON (q-values honoured, ties go to the first listed). */
+export function prefersPng(accept: string | undefined): boolean {
+  if (!accept) return false;
+  let best = { type: '', q: -1 };
+  for (const part of accept.split(',')) {
+    const [type, ...params] = part.trim().toLowerCase().split(';');
+    if (type !== 'image/png' && type !== 'application/json' && type !== '*/*' && type !== 'application/*') continue;
+    const q = Number(params.map((p) => p.trim()).find((p) => p.startsWith('q='))?.slice(2) ?? 1);
+    if (q > best.q) best = { type, q };
+  }
+  return best.type === 'image/png';
+}
+
+const STAGES = ['decode', 'preprocess', 'queue', 'inference', 'postprocess', 'encode'] as const;
+
+export default async function detectRoutes(app: FastifyInstance, opts: { config: Config }) {
+  const c = opts.config;
+  const limits = { maxPixels: c.MAX_PIXELS };
+
+  app.post('/detect', { schema: routeSchema('detect') }, async (request, reply) => {
+    const q = request.query as DetectQuery;
+    if (q.threshold !== undefined && q.sensitivity !== undefined) {
+      throw new ApiError(400, 'INVALID_REQUEST', 'give threshold or sensitivity, not both');
+    }
+    const name = q.model ?? c.DEFAULT_MODEL;
+    request.modelName = name;
+    const state = app.registry.get(name);
+    if (!state) throw new ApiError(404, 'UNKNOWN_MODEL', `no model named ${name}; GET /models lists them`);
+    if (state.state !== 'ready') {
+      const why = state.state === 'failed' ? `: ${state.error}` : ' yet (loading)';
+      throw new ApiError(503, 'MODEL_NOT_READY', `model ${name} is not ready${why}`, { 'retry-after': state.state === 'loading' ? '5' : '60' });
+    }
+    const wantPng = prefersPng(request.headers.accept);
+    const images = await readImages(request, { maxFiles: c.MAX_FILES, maxImageBytes: c.MAX_IMAGE_BYTES });
+    if (wantPng && images.length !== 1) throw new ApiError(406, 'NOT_ACCEPTABLE', 'Accept: image/png answers one image; send one or accept JSON');
+    const include = new Set((q.include ?? '').split(',').filter((s): s is Include => (INCLUDES as readonly string[]).includes(s)));
+    const engine = state.engine;
+    const results: DetectionResult[] = await Promise.all(
+      images.map((bytes, i) => detectImage(engine, bytes, i, { include, threshold: q.threshold, sensitivity: q.sensitivity, wantPng }, limits)),
+    );
+
+    const m = app.metrics;
+    for (const r of results) {
+      for (const s of STAGES) m.stageSeconds.observe({ model: name, stage: s }, r.timings[s] / 1000);
+      m.scores.observe({ model: name }, r.normalizedScore);
+      m.verdicts.inc({ model: name, verdict: r.isAnomalous ? 'anomalous' : 'normal' });
+    }
+    if (wantPng) {
+      const r = results[0];
+      return reply
+        .type('image/png')
+        .header('x-anomaly-score', String(r.score))
+        .header('x-normalized-score', String(r.normalizedScore))
+        .header('x-is-anomalous', String(r.isAnomalous))
+        .send(r.heatmapPng);
+    }
+    return {
+      model: { name, version: engine.manifest.version },
+      results: results.map(({ heatmapPng: _png, ...r }) => r),
+    };
+  });
+}

@@ -1,0 +1,40 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Manifest } from '../../bundle/manifest.js';
+import type { Config } from '../../config.js';
+import { routeSchema } from '../openapi.js';
+
+async function publicParts(m: Manifest, dir: string) {
+  const weights = new Map(m.fusion.paths.map((f) => [f.student, f.weight]));
+  const card = m.card ? await readFile(path.join(dir, m.card), 'utf8').catch(() => undefined) : undefined;
+  return {
+    version: m.version,
+    description: m.description,
+    input: { width: m.input.width, height: m.input.height, fit: m.input.fit },
+    paths: m.student.outputs.map((o) => ({
+      name: o.name,
+      kind: o.path === 'direct' ? ('layer-wise' as const) : ('cross-layer' as const),
+      path: o.path,
+      teacherLayer: o.imitates,
+      studentLayer: o.layer,
+      weight: weights.get(o.name) ?? 0,
+    })),
+    calibration: { method: m.calibration.method, imageThreshold: m.calibration.image.threshold, pixelThreshold: m.calibration.pixel.threshold },
+    ...(card !== undefined ? { card } : {}),
+  };
+}
+
+export default async function modelRoutes(app: FastifyInstance, opts: { config: Config }) {
+  app.get('/models', { schema: routeSchema('listModels') }, async () => ({
+    defaultModel: opts.config.DEFAULT_MODEL,
+    models: await Promise.all(
+      app.registry.list().map(async (s) => {
+        if (s.state === 'ready') {
+          return { name: s.name, state: s.state, provider: s.engine.status.provider, loadedAt: s.loadedAt, ...(await publicParts(s.engine.manifest, s.engine.dir)) };
+        }
+        return s.state === 'failed' ? { name: s.name, state: s.state, error: s.error } : { name: s.name, state: s.state };
+      }),
+    ),
+  }));
+}
