@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import type { InputSpec } from '../image/preprocess.js';
+import { fromRoot } from '../paths.js';
 
 /** TypeScript view of models/bundle.schema.json (the contract with the training pipeline). */
 export type PathKind = 'direct' | 'skip' | 'symmetric';
@@ -53,7 +53,7 @@ export interface Manifest {
   provenance: Record<string, unknown> & { createdAt: string };
 }
 
-export const SCHEMA_PATH = fileURLToPath(new URL('../../../models/bundle.schema.json', import.meta.url));
+export const SCHEMA_PATH = fromRoot('models', 'bundle.schema.json');
 
 const ajv = new Ajv2020.default({ allErrors: true, strict: false });
 const validateSchema = ajv.compile<Manifest>(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')));

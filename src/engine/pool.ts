@@ -16,7 +16,8 @@ interface Slot {
   pending?: { id: number; resolve: (o: { outputs: Outputs; ms: number }) => void; reject: (e: Error) => void };
 }
 
-const WORKER_URL = new URL('./worker.js', import.meta.url);
+// worker.ts when running from sources (tests), worker.js when built.
+const WORKER_URL = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
 function spawn(init: WorkerInit): Promise<{ worker: Worker; status: PoolStatus }> {
   return new Promise((resolve, reject) => {

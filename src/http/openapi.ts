@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import YAML from 'yaml';
+import { fromRoot } from '../paths.js';
 
 /**
  * openapi.yaml is the contract: routes take their parameter and response schemas from it, so the
  * document cannot drift from what is validated and serialised. A test checks real responses against it.
  */
-export const OPENAPI_PATH = fileURLToPath(new URL('../../../openapi.yaml', import.meta.url));
+export const OPENAPI_PATH = fromRoot('openapi.yaml');
 export const OPENAPI_TEXT = readFileSync(OPENAPI_PATH, 'utf8');
 export const OPENAPI = YAML.parse(OPENAPI_TEXT) as OpenApiDoc;
 

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--description", default="")
 
+    s = sub.add_parser("synthetic", help="write a small synthetic MVTec-layout data set (tests and fixtures)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--size", type=int, default=96)
+    s.add_argument("--seed", type=int, default=0)
+
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
 
@@ -73,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         export(ExportOptions(run=Path(args.run), out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
                              margin=args.margin, description=args.description))
+        return 0
+    if args.cmd == "synthetic":
+        from .synthetic import write
+
+        print(write(Path(args.out), size=args.size, seed=args.seed))
         return 0
     return 2
 

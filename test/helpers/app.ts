@@ -1,0 +1,14 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import { configFrom, type Config } from '../../src/config.js';
+import { FIXTURE_MODELS_DIR } from './fixtures.js';
+
+/** An app on the fixture bundles, ready and with its models loaded. */
+export async function testApp(env: Partial<Record<keyof Config, string>> = {}): Promise<FastifyInstance> {
+  const app = await buildApp({
+    config: configFrom({ MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', INTRA_OP_THREADS: '1', ...env }),
+  });
+  await app.ready();
+  await app.modelsLoaded;
+  return app;
+}
