@@ -1,7 +1,8 @@
 import type { Manifest, PathKind } from '../bundle/manifest.js';
 import type { ModelEngine } from '../engine/model-engine.js';
 import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../graph/head.js';
-import { decodeImage, type DecodeLimits } from '../image/decode.js';
+import { decodeImage, type DecodedImage, type DecodeLimits } from '../image/decode.js';
+import type { ItemResult } from '../engine/batcher.js';
 import { placement, resizeForModel, toTensor } from '../image/preprocess.js';
 import { resizeBilinear } from '../maps/resize.js';
 import { colorize } from './colormap.js';
@@ -75,6 +76,38 @@ function maxOf(a: Float32Array): number {
   return m;
 }
 
+export interface Scored {
+  image: DecodedImage;
+  /** Graph outputs for this image: anomaly_map (model resolution), score, path maps. */
+  outputs: ItemResult['outputs'];
+  map: Float32Array;
+  score: number;
+  batchSize: number;
+  timings: Pick<Timings, 'decode' | 'preprocess' | 'queue' | 'inference'>;
+}
+
+/** decode -> preprocess -> infer: the part of the request path that the evaluation command shares. */
+export async function scoreImage(engine: ModelEngine, bytes: Buffer, index: number, limits: DecodeLimits): Promise<Scored> {
+  const m = engine.manifest;
+  const { width: W, height: H } = m.input;
+  const t0 = performance.now();
+  const image = await decodeImage(bytes, limits, index);
+  const decode = since(t0);
+  const t1 = performance.now();
+  const rgb = await resizeForModel(image, m.input, index);
+  const tensor = toTensor(rgb, W, H, m.input.scaling, m.input.channelOrder);
+  const preprocess = since(t1);
+  const inferred = await engine.infer(tensor);
+  return {
+    image,
+    outputs: inferred.outputs,
+    map: inferred.outputs[OUTPUT_MAP].data,
+    score: inferred.outputs[OUTPUT_SCORE].data[0],
+    batchSize: inferred.batchSize,
+    timings: { decode, preprocess, queue: inferred.queueMs, inference: inferred.inferenceMs },
+  };
+}
+
 /** The request path for one image: decode -> preprocess -> infer (batched, in a worker) -> postprocess -> encode. */
 export async function detectImage(
   engine: ModelEngine,
@@ -86,20 +119,9 @@ export async function detectImage(
   const m: Manifest = engine.manifest;
   const { width: W, height: H } = m.input;
   const t0 = performance.now();
-
-  const image = await decodeImage(bytes, limits, index);
-  const decodeMs = since(t0);
-
-  const t1 = performance.now();
-  const rgb = await resizeForModel(image, m.input, index);
-  const tensor = toTensor(rgb, W, H, m.input.scaling, m.input.channelOrder);
-  const preprocessMs = since(t1);
-
-  const inferred = await engine.infer(tensor);
+  const { image, outputs, map, score, batchSize, timings } = await scoreImage(engine, bytes, index, limits);
 
   const t2 = performance.now();
-  const map = inferred.outputs[OUTPUT_MAP].data;
-  const score = inferred.outputs[OUTPUT_SCORE].data[0];
   const cal = m.calibration;
   const th = effectiveThresholds(cal.image, cal.pixel, opts);
   const at = placement(image.width, image.height, m.input);
@@ -112,7 +134,7 @@ export async function detectImage(
     threshold: round(th.image, 5),
     pixelThreshold: round(th.pixel, 5),
     isAnomalous: score >= th.image,
-    batchSize: inferred.batchSize,
+    batchSize,
     timings: { decode: 0, preprocess: 0, queue: 0, inference: 0, postprocess: 0, encode: 0, total: 0 },
   };
   const inc = opts.include;
@@ -146,7 +168,7 @@ export async function detectImage(
   if (inc.has('paths')) {
     const fusion = new Map(m.fusion.paths.map((f) => [f.student, f]));
     for (const o of m.student.outputs) {
-      const { data: raw, dims } = inferred.outputs[pathOutput(o.name)];
+      const { data: raw, dims } = outputs[pathOutput(o.name)];
       const f = fusion.get(o.name);
       const [h, w] = dims.slice(-2);
       const up = resizeBilinear(raw, h, w, H, W);
@@ -184,10 +206,10 @@ export async function detectImage(
   }
   const encodeMs = since(t3);
   result.timings = {
-    decode: round(decodeMs),
-    preprocess: round(preprocessMs),
-    queue: round(inferred.queueMs),
-    inference: round(inferred.inferenceMs),
+    decode: round(timings.decode),
+    preprocess: round(timings.preprocess),
+    queue: round(timings.queue),
+    inference: round(timings.inference),
     postprocess: round(postprocessMs),
     encode: round(encodeMs),
     total: round(since(t0)),

@@ -1,0 +1,90 @@
+/**
+ * npm run eval -- --model <bundle dir or name> --data <MVTec-layout category dir> [--out <dir>] [--update-card]
+ *
+ * Scores every test image through the server's own engine (decode -> preprocess -> composed graph) and
+ * reports image AUROC, pixel AUROC, AUPRO (FPR <= 0.3), image F1 at the calibrated threshold and F1-max,
+ * overall and per defect type. Writes report.json and summary.md.
+ */
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadBundle } from '../bundle/load.js';
+import { loadConfig } from '../config.js';
+import { ModelEngine } from '../engine/model-engine.js';
+import { testSamples } from '../eval/dataset.js';
+import { computeReport, scoreAll, type Report } from '../eval/evaluate.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string' },
+    'update-card': { type: 'boolean', default: false },
+  },
+});
+if (!values.model || !values.data) {
+  console.error('usage: npm run eval -- --model <bundle dir or name> --data <category dir> [--out dir] [--update-card]');
+  process.exit(2);
+}
+const config = loadConfig();
+const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
+const bundleDir = (await isDir(values.model)) ? values.model : path.join(config.MODELS_DIR, values.model);
+const bundle = await loadBundle(bundleDir);
+const out = values.out ?? path.join('out', 'eval', `${bundle.manifest.name}-${path.basename(path.resolve(values.data))}`);
+
+const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
+
+export function summary(r: Report): string {
+  const rows = [['all', r], ...Object.entries(r.perDefect)] as [string, Report['perDefect'][string]][];
+  return [
+    `# Evaluation of ${r.model.name} ${r.model.version}`,
+    '',
+    `Data: \`${r.data}\`, ${r.images} test images. Calibrated image threshold ${r.threshold.toFixed(4)}.`,
+    `Scored by the service's own engine (npm run eval), ${(r.secondsPerImage * 1000).toFixed(1)} ms per image end to end on this machine.`,
+    '',
+    '| defect | images | image AUROC | pixel AUROC | AUPRO (FPR ≤ 0.3) | image F1 @ threshold | image F1-max |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map(([d, g]) => `| ${d} | ${g.images} | ${fmt(g.imageAUROC)} | ${fmt(g.pixelAUROC)} | ${fmt(g.pixelAUPRO)} | ${fmt(g.imageF1)} | ${fmt(g.imageF1Max)} |`),
+    '',
+    'Per defect: that defect\'s images against all good test images.',
+  ].join('\n');
+}
+
+const samples = await testSamples(values.data);
+const engine = await ModelEngine.create(bundle, {
+  providers: config.EXECUTION_PROVIDERS,
+  workers: config.WORKERS,
+  intraOpThreads: config.INTRA_OP_THREADS,
+  maxBatch: config.MAX_BATCH,
+  maxWaitMs: 5,
+  maxQueue: 1 << 20,
+});
+console.error(`evaluating ${bundle.manifest.name} ${bundle.manifest.version} on ${samples.length} images (${engine.status.provider})`);
+const t0 = performance.now();
+let last = 0;
+const scores = await scoreAll(engine, samples, (done) => {
+  if (done === samples.length || performance.now() - last > 2000) {
+    last = performance.now();
+    process.stderr.write(`\r  scored ${done}/${samples.length} (${((100 * done) / samples.length).toFixed(0)} %)`);
+  }
+});
+process.stderr.write('\n');
+await engine.close();
+const report = computeReport(engine, path.resolve(values.data), scores, (performance.now() - t0) / 1000);
+await mkdir(out, { recursive: true });
+await writeFile(path.join(out, 'report.json'), JSON.stringify(report, null, 1) + '\n');
+const md = summary(report);
+await writeFile(path.join(out, 'summary.md'), md + '\n');
+console.log(md);
+console.log(`\nwritten: ${path.join(out, 'report.json')}, ${path.join(out, 'summary.md')}`);
+
+if (values['update-card']) {
+  const card = path.join(bundleDir, bundle.manifest.card ?? 'MODEL_CARD.md');
+  const text = await readFile(card, 'utf8');
+  const start = '<!-- metrics:start -->', end = '<!-- metrics:end -->';
+  if (!text.includes(start) || !text.includes(end)) throw new Error(`${card} has no metrics markers`);
+  const dataName = path.basename(path.resolve(values.data));
+  const block = `${start}\nMeasured by \`npm run eval -- --model ${bundle.manifest.name} --data <.../${dataName}>\` on the test split (never seen in training or calibration):\n\n${md.split('\n').slice(4).join('\n')}\n${end}`;
+  await writeFile(card, text.slice(0, text.indexOf(start)) + block + text.slice(text.indexOf(end) + end.length));
+  console.log(`updated ${card}`);
+}

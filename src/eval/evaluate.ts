@@ -1,0 +1,103 @@
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import type { ModelEngine } from '../engine/model-engine.js';
+import { scoreImage } from '../detect/detect.js';
+import { auroc, f1At, f1Max, PixelMetrics, rocCurve, type RocPoint } from './metrics.js';
+import type { TestSample } from './dataset.js';
+
+export interface Scores {
+  sample: TestSample;
+  score: number;
+  map: Float32Array;
+  mask: Uint8Array | null;
+}
+
+export interface GroupMetrics {
+  images: number;
+  imageAUROC: number;
+  pixelAUROC: number;
+  pixelAUPRO: number;
+  imageF1: number;
+  imageF1Max: number;
+}
+
+export interface Report extends GroupMetrics {
+  model: { name: string; version: string };
+  data: string;
+  threshold: number;
+  f1MaxThreshold: number;
+  perDefect: Record<string, GroupMetrics>;
+  secondsPerImage: number;
+  curves: { imageRoc: RocPoint[]; pro: { fpr: number; pro: number }[] };
+}
+
+/** The mask at the model's input resolution, fitted exactly like the image (nearest neighbour), 0/1. */
+async function maskAtInput(file: string, engine: ModelEngine): Promise<Uint8Array> {
+  const { width, height, fit } = engine.manifest.input;
+  const raw = await sharp(await readFile(file))
+    .greyscale()
+    .resize(width, height, { fit: fit === 'stretch' ? 'fill' : 'cover', position: 'centre', kernel: 'nearest' })
+    .raw()
+    .toBuffer();
+  return Uint8Array.from(raw, (v) => (v > 127 ? 1 : 0));
+}
+
+/** Scores every sample through the server's own path, a few at a time so that batches form. */
+export async function scoreAll(engine: ModelEngine, samples: TestSample[], onProgress?: (done: number) => void, concurrency = 16): Promise<Scores[]> {
+  const out: Scores[] = new Array(samples.length);
+  let next = 0, done = 0;
+  const worker = async () => {
+    while (next < samples.length) {
+      const i = next++;
+      const s = samples[i];
+      const scored = await scoreImage(engine, await readFile(s.file), i, { maxPixels: 400_000_000 });
+      const mask = s.defect === 'good' ? null : s.mask ? await maskAtInput(s.mask, engine) : new Uint8Array(scored.map.length);
+      out[i] = { sample: s, score: scored.score, map: Float32Array.from(scored.map), mask };
+      onProgress?.(++done);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return out;
+}
+
+function group(scores: Scores[], threshold: number, lo: number, hi: number, W: number, H: number): GroupMetrics & { px: PixelMetrics } {
+  const s = scores.map((x) => x.score);
+  const labels = scores.map((x) => x.sample.defect !== 'good');
+  const px = new PixelMetrics(lo, hi);
+  for (const x of scores) px.add(x.map, x.mask, W, H);
+  return {
+    images: scores.length,
+    imageAUROC: auroc(s, labels),
+    pixelAUROC: px.pixelAuroc(),
+    pixelAUPRO: px.aupro(0.3),
+    imageF1: f1At(s, labels, threshold),
+    imageF1Max: f1Max(s, labels).f1,
+    px,
+  };
+}
+
+export function computeReport(engine: ModelEngine, data: string, scores: Scores[], seconds: number): Report {
+  const m = engine.manifest;
+  let lo = Infinity, hi = -Infinity;
+  for (const x of scores) for (const v of x.map) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  const threshold = m.calibration.image.threshold;
+  const { px, ...overall } = group(scores, threshold, lo, hi, m.input.width, m.input.height);
+  const good = scores.filter((x) => x.sample.defect === 'good');
+  const perDefect: Record<string, GroupMetrics> = {};
+  for (const d of [...new Set(scores.map((x) => x.sample.defect))].filter((d) => d !== 'good')) {
+    const { px: _px, ...g } = group([...good, ...scores.filter((x) => x.sample.defect === d)], threshold, lo, hi, m.input.width, m.input.height);
+    perDefect[d] = g;
+  }
+  const s = scores.map((x) => x.score);
+  const labels = scores.map((x) => x.sample.defect !== 'good');
+  return {
+    model: { name: m.name, version: m.version },
+    data,
+    ...overall,
+    threshold,
+    f1MaxThreshold: f1Max(s, labels).threshold,
+    perDefect,
+    secondsPerImage: seconds / scores.length,
+    curves: { imageRoc: rocCurve(s, labels), pro: px.proCurve().filter((p) => p.fpr <= 0.31) },
+  };
+}
