@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--description", default="")
 
+    q = sub.add_parser("parity", help="compare the service's scoring of an exported bundle with PyTorch")
+    q.add_argument("--bundle", required=True)
+    q.add_argument("--run", required=True, help="the run folder the bundle was exported from")
+    q.add_argument("--checkpoint", default="best.pt")
+    q.add_argument("--images", nargs="+", required=True, help="image files (or folders: every image in them)")
+    q.add_argument("--tolerance", type=float, default=1e-4)
+
     s = sub.add_parser("synthetic", help="write a small synthetic MVTec-layout data set (tests and fixtures)")
     s.add_argument("--out", required=True)
     s.add_argument("--size", type=int, default=96)
@@ -79,6 +86,18 @@ def main(argv: list[str] | None = None) -> int:
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
                              margin=args.margin, description=args.description))
         return 0
+    if args.cmd == "parity":
+        import json
+
+        from .data import IMAGE_SUFFIXES
+        from .parity import parity
+
+        files = []
+        for item in map(Path, args.images):
+            files += sorted(f for f in item.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if item.is_dir() else [item]
+        result = parity(Path(args.bundle), Path(args.run), args.checkpoint, files, args.tolerance)
+        print(json.dumps(result))
+        return 0 if result["ok"] else 1
     if args.cmd == "synthetic":
         from .synthetic import write
 

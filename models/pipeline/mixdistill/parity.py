@@ -1,0 +1,61 @@
+"""Parity of an exported bundle: the service's code (Node, onnxruntime) against PyTorch on the same images.
+
+Both sides see the same pixels (prepared by the service's own decode/resize code); the final anomaly maps
+and image scores must agree within the tolerance.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data
+from .anomaly_map import fuse, path_maps, reduce_score
+from .teachers.nsfwjs import REPO_ROOT
+from .train import Run, TrainConfig
+
+log = logging.getLogger("mixdistill.parity")
+SCORE_JS = REPO_ROOT / "dist" / "src" / "cli" / "score-images.js"
+
+
+def reference(run: Run, manifest: dict, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Anomaly maps and scores by the PyTorch reference math, with the bundle's fusion settings."""
+    inp, fusion = manifest["input"], manifest["fusion"]
+    names = [o["name"] for o in manifest["student"]["outputs"]]
+    with torch.no_grad():
+        maps = dict(zip(names, path_maps(run.targets(run.teacher.module(x)), run.student(x), inp["height"], inp["width"])))
+        chosen = [f for f in fusion["paths"] if f["weight"] != 0]
+        fused = fuse([maps[f["student"]] for f in chosen], [f["offset"] for f in chosen], [f["scale"] for f in chosen],
+                     [f["weight"] for f in chosen], fusion["sigma"], fusion["kernelSize"])
+        return fused.numpy(), reduce_score(fused, fusion["reduction"]).numpy()
+
+
+def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tolerance: float = 1e-4) -> dict:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    run = Run(cfg)
+    run.student.load_state_dict(torch.load(run_dir / checkpoint, map_location="cpu")["student"])
+    run.student.eval()
+    inp = manifest["input"]
+    samples = [data.Sample(p, "any") for p in images]
+    with tempfile.TemporaryDirectory() as tmp:
+        pixels = data.prepare(samples, inp["width"], inp["height"], inp["fit"], Path(tmp))
+        lst = Path(tmp) / "files.txt"
+        lst.write_text("\n".join(str(p.resolve()) for p in images) + "\n")
+        out = Path(tmp) / "maps.f32"
+        lines = subprocess.run(["node", str(SCORE_JS), "--bundle", str(bundle), "--list", str(lst), "--out", str(out)],
+                               check=True, capture_output=True, text=True).stdout.splitlines()
+        node_maps = np.fromfile(out, dtype=np.float32).reshape(len(images), inp["height"], inp["width"])
+    node_scores = np.array([json.loads(l)["score"] for l in lines], dtype=np.float32)
+    s = inp["scaling"]
+    ref_maps, ref_scores = reference(run, manifest, data.to_tensor(pixels, s["scale"], s["mean"], s["std"]))
+    result = {"images": len(images), "maxMapDiff": float(np.abs(ref_maps - node_maps).max()),
+              "maxScoreDiff": float(np.abs(ref_scores - node_scores).max()), "tolerance": tolerance}
+    result["ok"] = result["maxMapDiff"] <= tolerance and result["maxScoreDiff"] <= tolerance
+    log.info("parity %s: %s", bundle, result)
+    return result

@@ -1,0 +1,71 @@
+"""A tiny run of the whole pipeline on generated images: train -> export -> service parity."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mixdistill.__main__ import main  # noqa: E402
+from mixdistill.bundle import validate_manifest  # noqa: E402
+from mixdistill.data import PREPARE_JS  # noqa: E402
+from mixdistill.parity import SCORE_JS, parity  # noqa: E402
+from mixdistill.synthetic import write  # noqa: E402
+from mixdistill.teachers.nsfwjs import REPO_ROOT  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (PREPARE_JS.exists() and SCORE_JS.exists() and shutil.which("node")),
+                                reason="the service is not built (npm run build)")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    cat = write(root / "data", size=80, train=16, test_good=3, test_bad=3)
+    run = root / "runs" / "tiny"
+    assert main(["train", "--data", str(root / "data"), "--category", "synthetic", "--out", str(run), "--size", "64",
+                 "--epochs", "2", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
+    bundle = root / "models" / "tiny-e2e"
+    assert main(["export", "--run", str(run), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--reduction", "topk-mean:20"]) == 0
+    return cat, run, bundle
+
+
+def test_training_log_and_resume(trained):
+    _, run, _ = trained
+    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert all(set(r["val_per_path"]) == {"direct.block_2_add", "direct.block_5_add", "direct.block_9_add", "skip.block_2_add", "symmetric.block_9_add"} for r in log)
+    state = torch.load(run / "last.pt", map_location="cpu")
+    assert state["epoch"] == 2
+    # resuming a finished run trains nothing more and keeps the log
+    cfg = json.loads((run / "config.json").read_text())
+    assert main(["train", "--data", cfg["data"], "--category", "synthetic", "--out", str(run), "--size", "64", "--epochs", "2",
+                 "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
+    assert len((run / "log.jsonl").read_text().splitlines()) == 2
+
+
+def test_exported_bundle_matches_the_contract(trained):
+    _, _, bundle = trained
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    validate_manifest(manifest)
+    assert {p.name for p in bundle.iterdir()} == {"manifest.json", "teacher.onnx", "student.onnx", "MODEL_CARD.md"}
+    cal = manifest["calibration"]
+    assert cal["method"] == "normal-quantile"
+    assert cal["image"]["low"] < cal["image"]["threshold"]
+    assert cal["validation"]["defectiveImages"] == 0
+    assert manifest["fusion"]["reduction"] == {"kind": "topk-mean", "k": 20}
+
+
+def test_service_scoring_matches_pytorch(trained):
+    cat, run, bundle = trained
+    images = sorted((cat / "test").rglob("*.png"))
+    result = parity(bundle, run, "last.pt", images, tolerance=1e-4)
+    assert result["ok"], result
+
+
+def test_service_loads_the_bundle(trained):
+    _, _, bundle = trained
+    out = subprocess.run(["node", "-e", "import('./dist/src/bundle/load.js').then(m => m.loadBundle(process.argv[1])).then(b => console.log(b.manifest.name))", str(bundle)],
+                         cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "tiny-e2e"

@@ -1,0 +1,68 @@
+import sharp from 'sharp';
+import t from 'tap';
+import { decodeImage } from '../src/image/decode.js';
+import { placement, resizeForModel, toTensor } from '../src/image/preprocess.js';
+
+const limits = { maxPixels: 10_000_000 };
+const input = { width: 8, height: 8, fit: 'stretch' as const, channelOrder: 'RGB' as const, scaling: { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } };
+
+t.test('toTensor: HWC uint8 -> planar float with scale, mean, std and channel order', async (t) => {
+  const rgb = Uint8Array.from([10, 20, 30, 40, 50, 60]); // 2x1 pixels
+  const x = toTensor(rgb, 2, 1, { scale: 1 / 255, mean: [0.5, 0, 0], std: [0.25, 1, 2] }, 'RGB');
+  const want = [(10 / 255 - 0.5) / 0.25, (40 / 255 - 0.5) / 0.25, 20 / 255, 50 / 255, 30 / 255 / 2, 60 / 255 / 2];
+  want.forEach((v, i) => t.ok(Math.abs(x[i] - v) < 1e-6, `element ${i}`));
+  const bgr = toTensor(rgb, 2, 1, { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] }, 'BGR');
+  t.same(Array.from(bgr), [30, 60, 20, 50, 10, 40]);
+  t.throws(() => toTensor(rgb, 3, 1, input.scaling, 'RGB'));
+});
+
+t.test('placement of the model window', async (t) => {
+  t.same(placement(300, 200, { width: 256, height: 256, fit: 'stretch' }), { left: 0, top: 0, width: 300, height: 200 });
+  t.same(placement(300, 200, { width: 256, height: 256, fit: 'center-crop' }), { left: 50, top: 0, width: 200, height: 200 });
+  t.same(placement(100, 400, { width: 64, height: 32, fit: 'center-crop' }), { left: 0, top: 175, width: 100, height: 50 });
+});
+
+async function pixels(bytes: Buffer) {
+  const img = await decodeImage(bytes, limits);
+  return { img, rgb: await resizeForModel(img, input) };
+}
+
+t.test('grey, 16-bit, alpha, palette and CMYK images become 8-bit RGB', async (t) => {
+  const grey = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#404040' } }).toColourspace('b-w').png().toBuffer();
+  t.equal((await sharp(grey).metadata()).channels, 1);
+  const g = await pixels(grey);
+  t.equal(g.rgb.length, 8 * 8 * 3);
+  t.same([g.rgb[0], g.rgb[1], g.rgb[2]], [64, 64, 64], 'grey replicated to three channels');
+
+  const deep = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).toColourspace('rgb16').png().toBuffer();
+  t.equal((await sharp(deep).metadata()).depth, 'ushort');
+  t.same(Array.from((await pixels(deep)).rgb.subarray(0, 3)), [128, 128, 128], '16-bit scaled to 8-bit');
+
+  const alpha = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer();
+  const a = (await pixels(alpha)).rgb;
+  t.ok(a[0] > 100 && a[0] < 150 && a[1] === 0, `alpha flattened onto black (${a[0]},${a[1]},${a[2]})`);
+
+  const palette = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } }).png({ palette: true }).toBuffer();
+  t.same(Array.from((await pixels(palette)).rgb.subarray(0, 3)), [0, 255, 0]);
+
+  const cmyk = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#0000ff' } }).toColourspace('cmyk').jpeg().toBuffer();
+  t.equal((await sharp(cmyk).metadata()).space, 'cmyk');
+  const c = (await pixels(cmyk)).rgb;
+  t.ok(c[2] > 120 && c[2] > 2 * c[0] && c[2] > 2 * c[1], `CMYK converted to RGB, blue stays blue (${c[0]},${c[1]},${c[2]})`);
+});
+
+t.test('EXIF orientation is applied', async (t) => {
+  const rotated = await sharp({ create: { width: 40, height: 20, channels: 3, background: '#ffffff' } }).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+  const img = await decodeImage(rotated, limits);
+  t.same([img.width, img.height], [20, 40], 'orientation 6 turns 40x20 upright to 20x40');
+});
+
+t.test('first frame of an animated GIF', async (t) => {
+  const frames = Buffer.concat([Buffer.alloc(8 * 8 * 3, 255), Buffer.alloc(8 * 8 * 3, 0)]);
+  const gif = await sharp(frames, { raw: { width: 8, height: 16, channels: 3, pageHeight: 8 } as never }).gif().toBuffer();
+  const meta = await sharp(gif).metadata();
+  t.equal(meta.pages, 2);
+  const img = await decodeImage(gif, limits);
+  t.same([img.width, img.height], [8, 8]);
+  t.equal((await resizeForModel(img, input))[0], 255, 'the first (white) frame');
+});
