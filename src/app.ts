@@ -26,7 +26,6 @@ export async function buildApp({ config, logger = false }: AppOptions): Promise<
     bodyLimit: config.MAX_BODY_BYTES,
     // Unknown query parameters are refused (a typo like ?treshold= must not be ignored silently).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
-    disableRequestLogging: false,
   });
   registerSharedSchemas(app);
 

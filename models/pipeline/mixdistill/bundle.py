@@ -85,5 +85,13 @@ Thresholds ({cal['method']}): {cal.get('description', '')}. Image threshold {cal
 {METRICS_START}
 Not evaluated yet: run `npm run eval -- --model {manifest['name']} --data <category folder>`.
 {METRICS_END}
+
+## Limitations
+- Thresholds come from normal images only (p99 of their scores plus a margin). Few normal parts are
+  flagged, but weak defects fall below the threshold: compare image F1 at the threshold with F1-max above,
+  and use the API's `sensitivity` to trade one for the other on your line.
+- Fit `{manifest['input']['fit']}`: {"non-square images are stretched to the square input, so each part's texture scale changes with its aspect ratio" if manifest['input']['fit'] == 'stretch' else "the borders outside the centred square are not inspected"}.
+- The teacher's weights are what the card says they are, not a pristine ImageNet backbone.
+- Training time was measured on a shared 2-core machine while other work ran; it is an upper bound.
 """
     (folder / "MODEL_CARD.md").write_text(text)
