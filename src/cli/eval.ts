@@ -13,6 +13,9 @@ import { loadConfig } from '../config.js';
 import { ModelEngine } from '../engine/model-engine.js';
 import { testSamples } from '../eval/dataset.js';
 import { computeReport, scoreAll, type Report } from '../eval/evaluate.js';
+import { histogramSpec, proSpec, renderPng, rocSpec, sampleGrid } from '../eval/plots.js';
+import { decodeImage } from '../image/decode.js';
+import { resizeForModel } from '../image/preprocess.js';
 
 const { values } = parseArgs({
   options: {
@@ -75,8 +78,29 @@ await mkdir(out, { recursive: true });
 await writeFile(path.join(out, 'report.json'), JSON.stringify(report, null, 1) + '\n');
 const md = summary(report);
 await writeFile(path.join(out, 'summary.md'), md + '\n');
+
+// Plots: ROC (image and pixel), score histograms with the threshold, PRO curve, best and worst cases.
+const plots: [string, Promise<Buffer>][] = [
+  ['roc.png', renderPng(rocSpec([
+    { name: `image (AUROC ${report.imageAUROC.toFixed(3)})`, points: report.curves.imageRoc },
+    { name: `pixel (AUROC ${report.pixelAUROC.toFixed(3)})`, points: report.curves.pixelRoc },
+  ]))],
+  ['pro.png', renderPng(proSpec(report.curves.pro, report.pixelAUPRO))],
+  ['scores.png', renderPng(histogramSpec(scores.map((s) => ({ score: s.score, group: s.sample.defect === 'good' ? 'good' : 'defective' })), report.threshold))],
+];
+const defective = scores.filter((s) => s.sample.defect !== 'good').sort((a, b) => b.score - a.score);
+const good = scores.filter((s) => s.sample.defect === 'good').sort((a, b) => b.score - a.score);
+const caption = (s: (typeof scores)[number], what: string) => `${what}: ${s.sample.defect} ${path.basename(s.sample.file)} score ${s.score.toFixed(3)}`;
+const rows = [
+  ...defective.slice(0, 3).map((s) => ({ s, label: caption(s, 'best detected') })),
+  ...defective.slice(-3).reverse().map((s) => ({ s, label: caption(s, 'worst missed') })),
+  ...good.slice(0, 2).map((s) => ({ s, label: caption(s, 'highest-scoring good') })),
+];
+const pixelsAtInput = async (file: string) => resizeForModel(await decodeImage(await readFile(file), { maxPixels: 400_000_000 }), bundle.manifest.input);
+plots.push(['samples.png', sampleGrid(rows, bundle.manifest, pixelsAtInput)]);
+for (const [name, png] of plots) await writeFile(path.join(out, name), await png);
 console.log(md);
-console.log(`\nwritten: ${path.join(out, 'report.json')}, ${path.join(out, 'summary.md')}`);
+console.log(`\nwritten to ${out}: report.json, summary.md, ${plots.map(([n]) => n).join(', ')}`);
 
 if (values['update-card']) {
   const card = path.join(bundleDir, bundle.manifest.card ?? 'MODEL_CARD.md');

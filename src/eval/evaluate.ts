@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { ModelEngine } from '../engine/model-engine.js';
 import { scoreImage } from '../detect/detect.js';
-import { auroc, f1At, f1Max, PixelMetrics, rocCurve, type RocPoint } from './metrics.js';
+import { auroc, f1At, f1Max, PixelMetrics, rocCurve, thin, type RocPoint } from './metrics.js';
 import type { TestSample } from './dataset.js';
 
 export interface Scores {
@@ -28,7 +28,7 @@ export interface Report extends GroupMetrics {
   f1MaxThreshold: number;
   perDefect: Record<string, GroupMetrics>;
   secondsPerImage: number;
-  curves: { imageRoc: RocPoint[]; pro: { fpr: number; pro: number }[] };
+  curves: { imageRoc: RocPoint[]; pixelRoc: { fpr: number; tpr: number }[]; pro: { fpr: number; pro: number }[] };
 }
 
 /** The mask at the model's input resolution, fitted exactly like the image (nearest neighbour), 0/1. */
@@ -98,6 +98,10 @@ export function computeReport(engine: ModelEngine, data: string, scores: Scores[
     f1MaxThreshold: f1Max(s, labels).threshold,
     perDefect,
     secondsPerImage: seconds / scores.length,
-    curves: { imageRoc: rocCurve(s, labels), pro: px.proCurve().filter((p) => p.fpr <= 0.31) },
+    curves: {
+      imageRoc: rocCurve(s, labels).map((p) => ({ ...p, threshold: Number.isFinite(p.threshold) ? p.threshold : Number.MAX_VALUE })),
+      pixelRoc: thin(px.rocCurve(), (p) => p.fpr),
+      pro: thin(px.proCurve().filter((p) => p.fpr <= 0.3), (p) => p.fpr, 0.0005),
+    },
   };
 }

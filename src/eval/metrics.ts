@@ -116,6 +116,21 @@ export class PixelMetrics {
     return P && N ? auc / (P * N) : NaN;
   }
 
+  /** Pixel ROC points (fpr, tpr), thresholds from high to low, one per non-empty bin. */
+  rocCurve(): { fpr: number; tpr: number }[] {
+    let P = 0, N = 0;
+    for (let b = 0; b < this.bins; b++) { P += this.pos[b]; N += this.neg[b]; }
+    const out = [{ fpr: 0, tpr: 0 }];
+    let tp = 0, fp = 0;
+    for (let b = this.bins - 1; b >= 0; b--) {
+      if (!this.pos[b] && !this.neg[b]) continue;
+      tp += this.pos[b];
+      fp += this.neg[b];
+      out.push({ fpr: N ? fp / N : 0, tpr: P ? tp / P : 0 });
+    }
+    return out;
+  }
+
   /** The PRO curve (fpr, pro), thresholds from high to low. */
   proCurve(): { fpr: number; pro: number }[] {
     const totalRegions = this.regionCount;
@@ -151,4 +166,17 @@ export function areaUpTo(curve: { fpr: number; pro: number }[], limit: number): 
     }
   }
   return area / limit;
+}
+
+/** Keeps the first and last points and at most one point per `step` of x (curves for plots and reports). */
+export function thin<T>(curve: T[], x: (p: T) => number, step = 0.002): T[] {
+  const out: T[] = [];
+  let last = -Infinity;
+  curve.forEach((p, i) => {
+    if (i === 0 || i === curve.length - 1 || x(p) - last >= step) {
+      out.push(p);
+      last = x(p);
+    }
+  });
+  return out;
 }
