@@ -30,3 +30,13 @@ t.test('/healthz and /metrics answer while inference is saturated', async (t) =>
   t.ok(during.length >= 5, `${during.length} health and metrics probes were answered while detections were still running`);
   t.ok(during.every((p) => p.status === 200));
 });
+
+t.test('closing the app finishes the requests in flight, then releases the workers', async (t) => {
+  const app = await testApp({ MAX_BATCH: '1', WORKERS: '1', QUEUE_SIZE: '100' });
+  const form = multipart([{ data: await texture(300, 300, 'png') }]);
+  const inflight = Array.from({ length: 10 }, () => app.inject({ method: 'POST', url: '/detect', ...form }));
+  await new Promise((r) => setTimeout(r, 50));
+  await app.close();
+  const statuses = (await Promise.all(inflight)).map((r) => r.statusCode);
+  t.same([...new Set(statuses)], [200], `every request in flight was answered (${statuses.join(' ')})`);
+});

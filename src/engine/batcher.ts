@@ -39,6 +39,8 @@ export class OverloadedError extends ApiError {
 export class Batcher {
   private queue: Item[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private inflight = 0;
 
   constructor(private readonly pool: InferencePool, private readonly opts: BatcherOptions) {
     pool.on('idle', () => this.pump());
@@ -50,6 +52,7 @@ export class Batcher {
 
   submit(tensor: Float32Array): Promise<ItemResult> {
     if (tensor.length !== this.opts.itemSize) return Promise.reject(new RangeError(`tensor of ${tensor.length} floats, expected ${this.opts.itemSize}`));
+    if (this.closing) return Promise.reject(new ApiError(503, 'MODEL_NOT_READY', 'the model is being unloaded', { 'retry-after': '1' }));
     if (this.queue.length >= this.opts.maxQueue) return Promise.reject(new OverloadedError(1));
     return new Promise((resolve, reject) => {
       this.queue.push({ tensor, enqueued: performance.now(), resolve, reject });
@@ -57,11 +60,20 @@ export class Batcher {
     });
   }
 
-  /** Fails everything still queued (shutdown or unload). */
-  drain(reason: Error): void {
+  /**
+   * Refuses new images, lets the queued and running ones finish (up to `graceMs`), then fails whatever is
+   * left. Used for shutdown and unload: in-flight requests are answered, not dropped.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    const deadline = performance.now() + graceMs;
+    while ((this.queue.length > 0 || this.inflight > 0) && performance.now() < deadline) {
+      this.pump();
+      await new Promise((r) => setTimeout(r, 10));
+    }
     clearTimeout(this.timer);
     this.timer = undefined;
-    for (const item of this.queue.splice(0)) item.reject(reason);
+    for (const item of this.queue.splice(0)) item.reject(new ApiError(503, 'MODEL_NOT_READY', 'the model was unloaded before this image ran', { 'retry-after': '1' }));
   }
 
   private runSize(n: number): number {
@@ -73,7 +85,7 @@ export class Batcher {
     while (this.queue.length > 0 && this.pool.idle > 0) {
       const waited = performance.now() - this.queue[0].enqueued;
       // Wait for company only while the backlog is short and the oldest image is young.
-      if (this.queue.length < this.opts.maxBatch && waited < this.opts.maxWaitMs) {
+      if (!this.closing && this.queue.length < this.opts.maxBatch && waited < this.opts.maxWaitMs) {
         if (!this.timer) {
           this.timer = setTimeout(() => {
             this.timer = undefined;
@@ -95,7 +107,8 @@ export class Batcher {
     const input = new Float32Array(runN * size);
     items.forEach((it, i) => input.set(it.tensor, i * size));
     const start = performance.now();
-    this.pool.run(input, runN).then(
+    this.inflight++;
+    this.pool.run(input, runN).finally(() => this.inflight--).then(
       ({ outputs, ms }) => {
         this.opts.onBatch?.(n, ms);
         items.forEach((it, i) => it.resolve({ outputs: slice(outputs, i, runN), queueMs: start - it.enqueued, inferenceMs: ms, batchSize: n }));

@@ -72,8 +72,9 @@ export class ModelEngine {
     return this.batcher.submit(tensor);
   }
 
-  async close(): Promise<void> {
-    this.batcher.drain(new Error('the model is being unloaded'));
-    await this.pool.close();
+  /** Finishes queued and running images (up to graceMs), then stops the workers. */
+  async close(graceMs = 10_000): Promise<void> {
+    await this.batcher.close(graceMs);
+    await this.pool.close(graceMs);
   }
 }

@@ -140,10 +140,21 @@ export class InferencePool extends EventEmitter {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops the workers. A batch inside session.run is let finish first (up to `graceMs`): terminating a
+   * worker in the middle of a native run aborts the whole process.
+   */
+  async close(graceMs = 10_000): Promise<void> {
     this.closed = true;
     const slots = this.slots;
     this.slots = [];
+    const running = slots.filter((s) => s.pending).map((s) => new Promise<void>((resolve) => {
+      const p = s.pending!;
+      s.pending = { ...p, resolve: (o) => { p.resolve(o); resolve(); }, reject: (e) => { p.reject(e); resolve(); } };
+    }));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(running), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
     for (const s of slots) s.pending?.reject(new Error('the model is being unloaded'));
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }

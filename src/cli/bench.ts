@@ -1,0 +1,198 @@
+/**
+ * npm run bench [-- --json out/bench.json] [--model mtd-mnv2] [--seconds 8] [--run runs/<run> for the PyTorch reference]
+ *
+ * One run, one machine: images/s and p50/p95/p99 latency of
+ *   1. bare onnxruntime session.run on the composed graph (batch 1 and MAX_BATCH),
+ *   2. the in-process engine (decode + preprocess + inference + postprocess), without and with heatmap PNGs,
+ *   3. the HTTP service (a child process) under autocannon at several concurrencies, /healthz timed meanwhile,
+ *   4. the PyTorch reference, eager and TorchScript-frozen (where Debian's torch and the run folder exist),
+ * and the ratios httpOverSession and sessionOverTorchscript, /healthz p99 under load and the server's peak RSS.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import { loadBundle } from '../bundle/load.js';
+import { loadConfig } from '../config.js';
+import { detectImage, type Include } from '../detect/detect.js';
+import { ModelEngine } from '../engine/model-engine.js';
+import { composeBundle } from '../graph/compose.js';
+import { fromRoot } from '../paths.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'mtd-mnv2' },
+    json: { type: 'string' },
+    seconds: { type: 'string', default: '8' },
+    run: { type: 'string' },
+    concurrency: { type: 'string', default: '1,4,16,32' },
+  },
+});
+const config = loadConfig({ ...process.env, EXECUTION_PROVIDERS: process.env.EXECUTION_PROVIDERS ?? 'cpu' });
+const seconds = Number(values.seconds);
+const bundleDir = existsSync(values.model!) ? values.model! : path.join(config.MODELS_DIR, values.model!);
+const bundle = await loadBundle(bundleDir);
+const m = bundle.manifest;
+const maxBatch = config.MAX_BATCH;
+
+interface Stats { imagesPerSecond: number; p50: number; p95: number; p99: number; n: number }
+function stats(latMs: number[], images: number, wallMs: number): Stats {
+  const s = [...latMs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  return { imagesPerSecond: (1000 * images) / wallMs, p50: q(0.5), p95: q(0.95), p99: q(0.99), n: s.length };
+}
+const fmt = (s: Stats) => `${s.imagesPerSecond.toFixed(1)} img/s, p50 ${s.p50.toFixed(1)} ms, p95 ${s.p95.toFixed(1)}, p99 ${s.p99.toFixed(1)}`;
+const log = (msg: string) => console.error(msg);
+
+// A real part from the shared MTD data set when present, else a generated texture of similar size.
+const sharedGood = fromRoot('..', 'shared', 'datasets', 'mtd', 'magnetic_tile', 'test', 'good');
+const image = existsSync(sharedGood)
+  ? await readFile(path.join(sharedGood, readdirSync(sharedGood).sort()[0]))
+  : await sharp({ create: { width: 512, height: 320, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).png().toBuffer();
+const imageMeta = await sharp(image).metadata();
+
+// 1. bare session
+async function bareSession(batch: number): Promise<Stats> {
+  const session = await ort.InferenceSession.create(composeBundle(bundle), { executionProviders: config.EXECUTION_PROVIDERS, intraOpNumThreads: config.INTRA_OP_THREADS, graphOptimizationLevel: 'all' });
+  const x = new ort.Tensor('float32', new Float32Array(batch * 3 * m.input.height * m.input.width).fill(0.5), [batch, 3, m.input.height, m.input.width]);
+  await session.run({ [m.input.name]: x });
+  const lat: number[] = [];
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    const t = performance.now();
+    await session.run({ [m.input.name]: x });
+    lat.push(performance.now() - t);
+  }
+  const wall = performance.now() - t0;
+  await session.release();
+  return stats(lat, lat.length * batch, wall);
+}
+
+// 2. in-process engine, saturated by `inflight` concurrent images
+async function engineRun(include: Include[], inflight: number): Promise<Stats> {
+  const engine = await ModelEngine.create(bundle, { providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch, maxWaitMs: config.BATCH_WAIT_MS, maxQueue: 1 << 16 });
+  const lat: number[] = [];
+  const inc = new Set(include);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: inflight }, async () => {
+    while (performance.now() - t0 < seconds * 1000) {
+      const t = performance.now();
+      await detectImage(engine, image, 0, { include: inc }, { maxPixels: config.MAX_PIXELS });
+      lat.push(performance.now() - t);
+    }
+  }));
+  const wall = performance.now() - t0;
+  await engine.close();
+  return stats(lat, lat.length, wall);
+}
+
+// 3. HTTP service in a child process
+function multipartBody(): { body: Buffer; contentType: string } {
+  const b = 'benchboundary';
+  const body = Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n`), image, Buffer.from(`\r\n--${b}--\r\n`)]);
+  return { body, contentType: `multipart/form-data; boundary=${b}` };
+}
+
+async function httpRuns(concurrencies: number[]) {
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: path.dirname(path.resolve(bundleDir)), DEFAULT_MODEL: m.name, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: config.EXECUTION_PROVIDERS.join(','), QUEUE_SIZE: '4096' };
+  const server = spawn(process.execPath, [fromRoot('dist', 'src', 'server.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { body, contentType } = multipartBody();
+  const results: { concurrency: number; stats: Stats; errors: number; non2xx: number; healthz: Stats }[] = [];
+  for (const c of concurrencies) {
+    const health: number[] = [];
+    let probing = true;
+    const probe = (async () => {
+      while (probing) {
+        const t = performance.now();
+        await fetch(`${url}/healthz`);
+        health.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    const r = await autocannon({ url: `${url}/detect`, method: 'POST', body, headers: { 'content-type': contentType }, connections: c, duration: seconds });
+    probing = false;
+    await probe;
+    const lat = r.latency as unknown as Record<string, number>;
+    results.push({
+      concurrency: c,
+      stats: { imagesPerSecond: r.requests.average, p50: lat.p50, p95: lat.p97_5, p99: lat.p99, n: r.requests.total },
+      errors: r.errors + r.timeouts,
+      non2xx: r.non2xx,
+      healthz: stats(health, health.length, 1),
+    });
+    log(`  HTTP c=${c}: ${fmt(results.at(-1)!.stats)} (p95 column is autocannon's p97.5), non-2xx ${r.non2xx}, /healthz p99 ${results.at(-1)!.healthz.p99.toFixed(1)} ms`);
+  }
+  const status = await readFile(`/proc/${server.pid}/status`, 'utf8').catch(() => '');
+  const peakRssMiB = Number(status.match(/VmHWM:\s+(\d+) kB/)?.[1] ?? NaN) / 1024;
+  server.kill('SIGTERM');
+  await new Promise((r) => server.once('exit', r));
+  return { results, peakRssMiB };
+}
+
+// 4. PyTorch reference
+function torchReference(): { eager: Stats[]; torchscript: Stats[] } | { skipped: string } {
+  const run = values.run;
+  if (!run || !existsSync(path.join(run, 'config.json'))) return { skipped: 'no --run folder given (the training run the bundle was exported from)' };
+  const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { skipped: "Debian's python3-torch is not installed" };
+  const r = spawnSync('/usr/bin/python3', ['-m', 'mixdistill.bench_torch', '--run', run, '--bundle', bundleDir, '--batches', `1,${maxBatch}`, '--seconds', String(seconds)], {
+    encoding: 'utf8', env: { ...process.env, PYTHONPATH: fromRoot('models', 'pipeline') }, maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) return { skipped: `the PyTorch reference failed: ${r.stderr.split('\n').slice(-3).join(' ')}` };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  const conv = (x: any): Stats => ({ imagesPerSecond: x.imagesPerSecond, p50: x.p50Ms, p95: NaN, p99: NaN, n: x.runs });
+  return { eager: out.eager.map(conv), torchscript: out.torchscript.map(conv) };
+}
+
+log(`bench: ${m.name} ${m.version}, ${m.input.width}x${m.input.height}, image ${imageMeta.width}x${imageMeta.height}, providers ${config.EXECUTION_PROVIDERS.join(',')}, ${seconds} s per measurement, MAX_BATCH ${maxBatch}`);
+const session1 = await bareSession(1);
+log(`  session batch 1: ${fmt(session1)}`);
+const sessionN = await bareSession(maxBatch);
+log(`  session batch ${maxBatch}: ${fmt(sessionN)} (latency per batch)`);
+const engineBare = await engineRun([], maxBatch * 2);
+log(`  engine, scores only: ${fmt(engineBare)}`);
+const engineHeat = await engineRun(['heatmap'], maxBatch * 2);
+log(`  engine, with heatmap PNG: ${fmt(engineHeat)}`);
+const http = await httpRuns(values.concurrency!.split(',').map(Number));
+const torch = torchReference();
+if ('skipped' in torch) log(`  PyTorch reference SKIPPED: ${torch.skipped}`);
+else log(`  PyTorch eager: ${torch.eager.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s; TorchScript frozen: ${torch.torchscript.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s (batch 1 / ${maxBatch})`);
+
+const saturated = http.results.reduce((a, b) => (b.stats.imagesPerSecond > a.stats.imagesPerSecond ? b : a));
+const bestTs = 'skipped' in torch ? undefined : Math.max(...torch.torchscript.map((s) => s.imagesPerSecond));
+const report = {
+  model: { name: m.name, version: m.version },
+  machine: { cpus: (await import('node:os')).availableParallelism(), providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch },
+  image: { width: imageMeta.width, height: imageMeta.height },
+  session: { batch1: session1, [`batch${maxBatch}`]: sessionN },
+  engine: { scoresOnly: engineBare, withHeatmap: engineHeat },
+  http: http.results,
+  torch,
+  ratios: {
+    httpOverSession: saturated.stats.imagesPerSecond / sessionN.imagesPerSecond,
+    sessionOverTorchscript: bestTs ? sessionN.imagesPerSecond / bestTs : null,
+    httpP99OverP50AtSaturation: saturated.stats.p99 / saturated.stats.p50,
+  },
+  saturationConcurrency: saturated.concurrency,
+  healthzP99UnderLoadMs: Math.max(...http.results.map((r) => r.healthz.p99)),
+  serverPeakRssMiB: http.peakRssMiB,
+  benchPeakRssMiB: process.resourceUsage().maxRSS / 1024,
+};
+console.log(JSON.stringify(report.ratios));
+console.log(`httpOverSession ${report.ratios.httpOverSession.toFixed(2)} (HTTP at c=${saturated.concurrency} over bare session at batch ${maxBatch}); sessionOverTorchscript ${report.ratios.sessionOverTorchscript?.toFixed(2) ?? 'n/a'}; p99/p50 at saturation ${report.ratios.httpP99OverP50AtSaturation.toFixed(2)}; /healthz p99 under load ${report.healthzP99UnderLoadMs.toFixed(1)} ms; server peak RSS ${report.serverPeakRssMiB.toFixed(0)} MiB`);
+if (values.json) {
+  await mkdir(path.dirname(values.json), { recursive: true });
+  await writeFile(values.json, JSON.stringify(report, null, 1) + '\n');
+  console.log(`written: ${values.json}`);
+}
