@@ -20,6 +20,7 @@ export interface RegistryLogger {
  */
 export class ModelRegistry {
   private models = new Map<string, ModelState>();
+  private active = 0;
 
   constructor(private readonly modelsDir: string, private readonly opts: EngineOptions, private readonly log: RegistryLogger) {}
 
@@ -69,7 +70,20 @@ export class ModelRegistry {
     return [...this.models.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async close(): Promise<void> {
+  /** Runs a request's work on the models; close() waits for these before stopping engines. */
+  async use<T>(work: () => Promise<T>): Promise<T> {
+    this.active++;
+    try {
+      return await work();
+    } finally {
+      this.active--;
+    }
+  }
+
+  /** Waits for requests in progress (up to graceMs), then unloads every model. */
+  async close(graceMs = 10_000): Promise<void> {
+    const deadline = performance.now() + graceMs;
+    while (this.active > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const ready = this.list().filter((m): m is Extract<ModelState, { state: 'ready' }> => m.state === 'ready');
     this.models.clear();
     await Promise.all(ready.map((m) => m.engine.close()));

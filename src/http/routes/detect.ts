@@ -31,7 +31,7 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
   const c = opts.config;
   const limits = { maxPixels: c.MAX_PIXELS };
 
-  app.post('/detect', { schema: routeSchema('detect') }, async (request, reply) => {
+  app.post('/detect', { schema: routeSchema('detect') }, (request, reply) => app.registry.use(async () => {
     const q = request.query as DetectQuery;
     if (q.threshold !== undefined && q.sensitivity !== undefined) {
       throw new ApiError(400, 'INVALID_REQUEST', 'give threshold or sensitivity, not both');
@@ -72,5 +72,5 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
       model: { name, version: engine.manifest.version },
       results: results.map(({ heatmapPng: _png, ...r }) => r),
     };
-  });
+  }));
 }
