@@ -9,6 +9,7 @@ import detectRoutes from './http/routes/detect.js';
 import docsRoutes from './http/routes/docs.js';
 import modelRoutes from './http/routes/models.js';
 import opsRoutes from './http/routes/ops.js';
+import webRoutes from './http/routes/web.js';
 
 export interface AppOptions {
   config: Config;
@@ -40,5 +41,6 @@ export async function buildApp({ config, logger = false }: AppOptions): Promise<
   await app.register(modelRoutes, { config });
   await app.register(detectRoutes, { config });
   await app.register(docsRoutes);
+  await app.register(webRoutes);
   return app;
 }

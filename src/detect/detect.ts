@@ -6,11 +6,11 @@ import type { ItemResult } from '../engine/batcher.js';
 import { placement, resizeForModel, toTensor } from '../image/preprocess.js';
 import { resizeBilinear } from '../maps/resize.js';
 import { colorize } from './colormap.js';
-import { heatmapPng, mapPng, maskPng, overlayPng } from './encode.js';
+import { greyPng, heatmapPng, mapPng, overlayPng } from './encode.js';
 import { connectedRegions } from './regions.js';
 import { effectiveThresholds, normalize } from './scoring.js';
 
-export const INCLUDES = ['heatmap', 'overlay', 'mask', 'regions', 'paths'] as const;
+export const INCLUDES = ['heatmap', 'overlay', 'mask', 'map', 'regions', 'paths'] as const;
 export type Include = (typeof INCLUDES)[number];
 
 export interface DetectOptions {
@@ -61,6 +61,7 @@ export interface DetectionResult {
   heatmap?: string;
   overlay?: string;
   mask?: string;
+  map?: string;
   regions?: Region[];
   paths?: PathResult[];
   /** The heatmap PNG bytes, kept for Accept: image/png answers (never serialised). */
@@ -139,12 +140,11 @@ export async function detectImage(
   };
   const inc = opts.include;
   const needHeat = inc.has('heatmap') || inc.has('overlay') || opts.wantPng;
-  let heatRgb: Uint8Array | undefined;
-  if (needHeat) {
-    const scaled = new Float32Array(map.length);
-    for (let i = 0; i < map.length; i++) scaled[i] = normalize(map[i], { low: cal.pixel.low, threshold: th.pixel });
-    heatRgb = colorize(scaled);
-  }
+  const scaledBy = (c: { low: number; threshold: number }) => Float32Array.from(map, (v) => normalize(v, c));
+  // Heatmap colours follow the threshold in force for this request; the grey map stays on the calibrated
+  // scale (0.5 = calibrated pixel threshold) so that clients can apply any sensitivity themselves.
+  const heatRgb = needHeat ? colorize(scaledBy({ low: cal.pixel.low, threshold: th.pixel })) : undefined;
+  const grey = inc.has('map') ? Uint8Array.from(scaledBy(cal.pixel), (v) => Math.round(v * 255)) : undefined;
   let mask: Uint8Array | undefined;
   if (inc.has('mask')) {
     mask = new Uint8Array(map.length);
@@ -181,10 +181,11 @@ export async function detectImage(
   const postprocessMs = since(t2);
 
   const t3 = performance.now();
-  const [heatmap, overlay, maskOut, pathPngs] = await Promise.all([
+  const [heatmap, overlay, maskOut, greyOut, pathPngs] = await Promise.all([
     needHeat && (inc.has('heatmap') || opts.wantPng) ? heatmapPng(heatRgb!, W, H, image.width, image.height, at) : undefined,
     inc.has('overlay') ? overlayPng(image, heatRgb!, W, H, at) : undefined,
-    mask ? maskPng(mask, W, H, image.width, image.height, at) : undefined,
+    mask ? greyPng(mask, W, H, image.width, image.height, at, 'nearest') : undefined,
+    grey ? greyPng(grey, W, H, image.width, image.height, at, 'linear') : undefined,
     Promise.all(pathMaps.map((p) => mapPng(p.rgb!, W, H))),
   ]);
   if (heatmap) {
@@ -193,6 +194,7 @@ export async function detectImage(
   }
   if (overlay) result.overlay = overlay.toString('base64');
   if (maskOut) result.mask = maskOut.toString('base64');
+  if (greyOut) result.map = greyOut.toString('base64');
   if (inc.has('paths')) {
     result.paths = pathMaps.map((p, i) => ({
       name: p.o.name,

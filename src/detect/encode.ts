@@ -43,9 +43,9 @@ export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: num
     .toBuffer();
 }
 
-/** Binary mask (0/255, one channel) at the original image size. */
-export function maskPng(mask: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: Placement): Promise<Buffer> {
-  return onOriginal({ data: mask, width: mapW, height: mapH, channels: 1 }, width, height, at, 'nearest')
+/** A one-channel raster at the original image size: a binary mask (nearest) or a grey map (linear). */
+export function greyPng(grey: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: Placement, kernel: 'linear' | 'nearest'): Promise<Buffer> {
+  return onOriginal({ data: grey, width: mapW, height: mapH, channels: 1 }, width, height, at, kernel)
     .toColourspace('b-w')
     .png()
     .toBuffer();

@@ -59,6 +59,14 @@ export function routeSchema(operationId: string): FastifySchema {
   if (!found) throw new Error(`operation ${operationId} is not in openapi.yaml`);
   const { op } = found;
   const schema: FastifySchema = {};
+  const pathParams = (op.parameters ?? []).filter((p) => p.in === 'path');
+  if (pathParams.length > 0) {
+    schema.params = {
+      type: 'object',
+      properties: Object.fromEntries(pathParams.map((p) => [p.name, toFastifyRefs(p.schema)])),
+      required: pathParams.map((p) => p.name),
+    };
+  }
   const query = (op.parameters ?? []).filter((p) => p.in === 'query');
   if (query.length > 0) {
     schema.querystring = {

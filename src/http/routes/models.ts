@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Manifest } from '../../bundle/manifest.js';
 import type { Config } from '../../config.js';
+import { ApiError } from '../errors.js';
 import { routeSchema } from '../openapi.js';
 
 async function publicParts(m: Manifest, dir: string) {
@@ -37,4 +38,13 @@ export default async function modelRoutes(app: FastifyInstance, opts: { config: 
       }),
     ),
   }));
+
+  app.get('/models/:name/card', { schema: routeSchema('modelCard') }, async (request, reply) => {
+    const { name } = request.params as { name: string };
+    const state = app.registry.get(name);
+    const engine = state?.state === 'ready' ? state.engine : undefined;
+    const card = engine?.manifest.card ? await readFile(path.join(engine.dir, engine.manifest.card), 'utf8').catch(() => undefined) : undefined;
+    if (card === undefined) throw new ApiError(404, state ? 'NOT_FOUND' : 'UNKNOWN_MODEL', state ? `model ${name} has no readable card` : `no model named ${name}`);
+    return reply.type('text/markdown; charset=utf-8').send(card);
+  });
 }
