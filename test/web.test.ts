@@ -25,7 +25,7 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
   const file = path.join(os.tmpdir(), `mixdistill-web-${process.pid}.png`);
   await writeFile(file, bytes);
   const form = new FormData();
-  form.append('image', new Blob([bytes], { type: 'image/png' }), 'part.png');
+  form.append('image', new Blob([new Uint8Array(bytes)], { type: 'image/png' }), 'part.png');
   const api = (await (await fetch(`${base}/detect`, { method: 'POST', body: form })).json()).results[0];
 
   const browser = await chromium.launch({
