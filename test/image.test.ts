@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import t from 'tap';
 import { decodeImage } from '../src/image/decode.js';
-import { placement, resizeForModel, toTensor } from '../src/image/preprocess.js';
+import { intensityRemap, placement, resizeForModel, toTensor } from '../src/image/preprocess.js';
 
 const limits = { maxPixels: 10_000_000 };
 const input = { width: 8, height: 8, fit: 'stretch' as const, channelOrder: 'RGB' as const, scaling: { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } };
@@ -14,6 +14,14 @@ t.test('toTensor: HWC uint8 -> planar float with scale, mean, std and channel or
   const bgr = toTensor(rgb, 2, 1, { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] }, 'BGR');
   t.same(Array.from(bgr), [30, 60, 20, 50, 10, 40]);
   t.throws(() => toTensor(rgb, 3, 1, input.scaling, 'RGB'));
+});
+
+t.test('intensity normalisation remaps each image to the target mean and std', async (t) => {
+  const rgb = Uint8Array.from([10, 10, 10, 30, 30, 30]); // mean 20, std 10
+  t.same(intensityRemap(rgb, { mean: 100, std: 40 }), { gain: 4, bias: 20 });
+  const x = toTensor(rgb, 2, 1, { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] }, 'RGB', undefined, 0, { mean: 100, std: 40 });
+  t.same(Array.from(x), [60, 140, 60, 140, 60, 140]);
+  t.same(intensityRemap(Uint8Array.from([7, 7, 7]), { mean: 100, std: 40 }), { gain: 1, bias: 93 }, 'a flat image only moves');
 });
 
 t.test('placement of the model window', async (t) => {

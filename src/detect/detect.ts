@@ -96,7 +96,7 @@ export async function scoreImage(engine: ModelEngine, bytes: Buffer, index: numb
   const decode = since(t0);
   const t1 = performance.now();
   const rgb = await resizeForModel(image, m.input, index);
-  const tensor = toTensor(rgb, W, H, m.input.scaling, m.input.channelOrder);
+  const tensor = toTensor(rgb, W, H, m.input.scaling, m.input.channelOrder, undefined, 0, m.input.normalizeIntensity);
   const preprocess = since(t1);
   const inferred = await engine.infer(tensor);
   return {

@@ -10,6 +10,8 @@ export interface InputSpec {
   channelOrder: 'RGB' | 'BGR';
   scaling: { scale: number; mean: number[]; std: number[] };
   fit: Fit;
+  /** Per-image exposure normalisation: pixels remapped to this mean and std (0..255) before scaling. */
+  normalizeIntensity?: { mean: number; std: number };
 }
 
 /** Where the model's input window lies on the original image, in original pixels. */
@@ -48,8 +50,25 @@ export async function resizeForModel(image: DecodedImage, input: InputSpec, inde
 }
 
 /**
+ * (gain, bias) that remap an image's pixels (all channels together) to the target mean and std:
+ * p' = p * gain + bias. A flat image keeps its contrast (gain 1) and only moves to the target mean.
+ */
+export function intensityRemap(rgb: Uint8Array, target: { mean: number; std: number }): { gain: number; bias: number } {
+  let sum = 0, sq = 0;
+  for (let i = 0; i < rgb.length; i++) {
+    sum += rgb[i];
+    sq += rgb[i] * rgb[i];
+  }
+  const mean = sum / rgb.length;
+  const std = Math.sqrt(Math.max(sq / rgb.length - mean * mean, 0));
+  const gain = std > 1e-3 ? target.std / std : 1;
+  return { gain, bias: target.mean - mean * gain };
+}
+
+/**
  * HWC uint8 RGB -> planar float32 (CHW) in the model's channel order and scaling:
- * x[c] = (pixel[c] * scale - mean[c]) / std[c]. Writes into `out` at `offset` so batches need no copy.
+ * x[c] = (p[c] * scale - mean[c]) / std[c], with p = pixel, or pixel * gain + bias under intensity
+ * normalisation. Writes into `out` at `offset` so batches need no copy.
  */
 export function toTensor(
   rgb: Uint8Array,
@@ -59,13 +78,15 @@ export function toTensor(
   channelOrder: InputSpec['channelOrder'],
   out: Float32Array = new Float32Array(3 * width * height),
   offset = 0,
+  normalizeIntensity?: InputSpec['normalizeIntensity'],
 ): Float32Array {
   const plane = width * height;
   if (rgb.length !== plane * 3) throw new RangeError(`expected ${plane * 3} bytes, got ${rgb.length}`);
+  const { gain, bias } = normalizeIntensity ? intensityRemap(rgb, normalizeIntensity) : { gain: 1, bias: 0 };
   for (let c = 0; c < 3; c++) {
     const src = channelOrder === 'RGB' ? c : 2 - c;
-    const mul = scaling.scale / scaling.std[c];
-    const add = -scaling.mean[c] / scaling.std[c];
+    const mul = (gain * scaling.scale) / scaling.std[c];
+    const add = (bias * scaling.scale - scaling.mean[c]) / scaling.std[c];
     const base = offset + c * plane;
     for (let i = 0; i < plane; i++) out[base + i] = rgb[i * 3 + src] * mul + add;
   }

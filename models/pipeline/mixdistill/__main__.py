@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--blocks", type=int, default=2, help="basic blocks per student stage")
     t.add_argument("--size", type=int, default=256, help="square input size")
     t.add_argument("--fit", choices=["stretch", "center-crop"], default="stretch")
+    t.add_argument("--normalize-intensity", type=lambda v: dict(zip(("mean", "std"), map(float, v.split(",")))), default=None,
+                   metavar="MEAN,STD", help="remap each image's pixels to this mean and std (0..255) before the teacher")
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
                           paths=args.paths, path_weights=args.path_weights, widths=args.widths, blocks=args.blocks,
-                          width=args.size, height=args.size, fit=args.fit, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                          width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           augment=not args.no_augment, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
         train(cfg, resume=not args.no_resume)
         return 0

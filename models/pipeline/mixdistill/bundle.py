@@ -51,6 +51,7 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict]) -> None:
   validation and calibration.
 - Input: {manifest['input']['width']}x{manifest['input']['height']} RGB, fit `{manifest['input']['fit']}`, scaling x = pixel * {manifest['input']['scaling']['scale']:.6g} - mean, / std
   (mean {manifest['input']['scaling']['mean']}, std {manifest['input']['scaling']['std']}). Grey images are copied to three channels.
+{"- Exposure: each image's pixels are remapped to mean " + str(manifest['input']['normalizeIntensity']['mean']) + " and std " + str(manifest['input']['normalizeIntensity']['std']) + " before scaling." if manifest['input'].get('normalizeIntensity') else "- Exposure: not normalised."}
 
 ## Teacher
 `{teacher.get('spec')}` — {teacher.get('note', '')}.

@@ -77,9 +77,23 @@ def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Pat
     return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
 
 
-def to_tensor(images: np.ndarray, scale: float, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW, x = (pixel * scale - mean) / std, as src/image/preprocess.ts does."""
+def intensity_remap(images: np.ndarray, target: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (gain, bias) remapping its pixels (all channels) to target mean/std, as intensityRemap in
+    src/image/preprocess.ts; a flat image keeps gain 1."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    mean = flat.mean(axis=1)
+    std = np.sqrt(np.maximum((flat * flat).mean(axis=1) - mean * mean, 0))
+    gain = np.where(std > 1e-3, target["std"] / np.maximum(std, 1e-12), 1.0)
+    return gain, target["mean"] - mean * gain
+
+
+def to_tensor(images: np.ndarray, scale: float, mean: list[float], std: list[float], intensity: dict | None = None) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW, x = (p * scale - mean) / std with p the pixel, or pixel * gain + bias
+    under intensity normalisation, as src/image/preprocess.ts does."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    if intensity:
+        gain, bias = intensity_remap(images, intensity)
+        x = x * torch.from_numpy(gain).float().view(-1, 1, 1, 1) + torch.from_numpy(bias).float().view(-1, 1, 1, 1)
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return (x * scale - m) / s

@@ -53,7 +53,7 @@ def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tol
         node_maps = np.fromfile(out, dtype=np.float32).reshape(len(images), inp["height"], inp["width"])
     node_scores = np.array([json.loads(l)["score"] for l in lines], dtype=np.float32)
     s = inp["scaling"]
-    ref_maps, ref_scores = reference(run, manifest, data.to_tensor(pixels, s["scale"], s["mean"], s["std"]))
+    ref_maps, ref_scores = reference(run, manifest, data.to_tensor(pixels, s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
     result = {"images": len(images), "maxMapDiff": float(np.abs(ref_maps - node_maps).max()),
               "maxScoreDiff": float(np.abs(ref_scores - node_scores).max()), "tolerance": tolerance}
     result["ok"] = result["maxMapDiff"] <= tolerance and result["maxScoreDiff"] <= tolerance

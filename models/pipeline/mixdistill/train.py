@@ -35,6 +35,7 @@ class TrainConfig:
     width: int = 256
     height: int = 256
     fit: str = "stretch"
+    normalize_intensity: dict | None = None  # {"mean", "std"} in 0..255: per-image exposure normalisation
     epochs: int = 40
     batch: int = 16
     lr: float = 1e-3
@@ -69,7 +70,7 @@ class Run:
 
     def tensors(self, images: np.ndarray) -> torch.Tensor:
         s = self.teacher.scaling
-        return data.to_tensor(images, s["scale"], s["mean"], s["std"])
+        return data.to_tensor(images, s["scale"], s["mean"], s["std"], self.cfg.normalize_intensity)
 
 def load_split(cfg: TrainConfig) -> tuple[list[data.Sample], list[data.Sample]]:
     root = data.category_dir(Path(cfg.data), cfg.category)

@@ -25,7 +25,8 @@ def trained(tmp_path_factory):
     cat = write(root / "data", size=80, train=16, test_good=3, test_bad=3)
     run = root / "runs" / "tiny"
     assert main(["train", "--data", str(root / "data"), "--category", "synthetic", "--out", str(run), "--size", "64",
-                 "--epochs", "2", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
+                 "--epochs", "2", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
+                 "--normalize-intensity", "110,40"]) == 0
     bundle = root / "models" / "tiny-e2e"
     assert main(["export", "--run", str(run), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--reduction", "topk-mean:20"]) == 0
     return cat, run, bundle
@@ -41,7 +42,8 @@ def test_training_log_and_resume(trained):
     # resuming a finished run trains nothing more and keeps the log
     cfg = json.loads((run / "config.json").read_text())
     assert main(["train", "--data", cfg["data"], "--category", "synthetic", "--out", str(run), "--size", "64", "--epochs", "2",
-                 "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
+                 "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
+                 "--normalize-intensity", "110,40"]) == 0
     assert len((run / "log.jsonl").read_text().splitlines()) == 2
 
 
@@ -55,6 +57,7 @@ def test_exported_bundle_matches_the_contract(trained):
     assert cal["image"]["low"] < cal["image"]["threshold"]
     assert cal["validation"]["defectiveImages"] == 0
     assert manifest["fusion"]["reduction"] == {"kind": "topk-mean", "k": 20}
+    assert manifest["input"]["normalizeIntensity"] == {"mean": 110.0, "std": 40.0}
 
 
 def test_service_scoring_matches_pytorch(trained):
