@@ -1,7 +1,9 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
+import auth from './http/plugins/auth.js';
 import errors from './http/plugins/errors.js';
+import loadShedding from './http/plugins/load-shedding.js';
 import metrics from './http/plugins/metrics.js';
 import models from './http/plugins/models.js';
 import { registerSharedSchemas } from './http/openapi.js';
@@ -25,13 +27,28 @@ export async function buildApp({ config, logger = false }: AppOptions): Promise<
   const app = Fastify({
     logger,
     bodyLimit: config.MAX_BODY_BYTES,
+    // A body trickled in slower than this is cut off (408), so slow clients cannot hold sockets forever.
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
     // Unknown query parameters are refused (a typo like ?treshold= must not be ignored silently).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
   });
   registerSharedSchemas(app);
 
+  // Graceful close: idle keep-alive sockets are closed at once (Fastify's default); a socket with a
+  // request in flight gets "Connection: close" on its answer, so close() need not wait for the client's
+  // keep-alive to lapse.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+
   await app.register(errors);
   await app.register(metrics);
+  await app.register(loadShedding, { config });
+  await app.register(auth, { config });
   await app.register(multipart, {
     limits: { fileSize: config.MAX_IMAGE_BYTES, files: config.MAX_FILES + 1, parts: config.MAX_FILES + 16, fields: 16 },
   });

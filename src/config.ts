@@ -17,7 +17,11 @@ export interface Config {
   MAX_IMAGE_BYTES: number;
   MAX_PIXELS: number;
   MAX_FILES: number;
+  REQUEST_TIMEOUT_MS: number;
+  MAX_EVENT_LOOP_DELAY_MS: number;
+  MAX_RSS_BYTES: number;
   LOG_LEVEL: string;
+  API_KEYS: string[];
 }
 
 const schema = {
@@ -38,17 +42,23 @@ const schema = {
     MAX_IMAGE_BYTES: { type: 'integer', minimum: 1024, default: 20 * 1024 * 1024 },
     MAX_PIXELS: { type: 'integer', minimum: 1, default: 40_000_000 },
     MAX_FILES: { type: 'integer', minimum: 1, maximum: 256, default: 16 },
+    REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 30_000 },
+    MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, default: 1000 },
+    MAX_RSS_BYTES: { type: 'integer', minimum: 0, default: 0 },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    // Comma-separated; each at least 16 characters of [A-Za-z0-9._~+/=-]. Empty: no authentication.
+    API_KEYS: { type: 'string', pattern: '^([A-Za-z0-9._~+/=-]{16,}(,[A-Za-z0-9._~+/=-]{16,})*)?$', default: '' },
   },
 } as const;
 
 /** Reads and validates the environment; throws with every problem named. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const raw = envSchema<Omit<Config, 'EXECUTION_PROVIDERS'> & { EXECUTION_PROVIDERS: string }>({ schema, data: env, dotenv: false });
+  const raw = envSchema<Omit<Config, 'EXECUTION_PROVIDERS' | 'API_KEYS'> & { EXECUTION_PROVIDERS: string; API_KEYS: string }>({ schema, data: env, dotenv: false });
   const providers = [...new Set(raw.EXECUTION_PROVIDERS.split(','))];
   return {
     ...raw,
     EXECUTION_PROVIDERS: providers,
+    API_KEYS: raw.API_KEYS ? raw.API_KEYS.split(',') : [],
     // 0: share the cores among the workers.
     INTRA_OP_THREADS: raw.INTRA_OP_THREADS || Math.max(1, Math.floor(os.availableParallelism() / raw.WORKERS)),
   };

@@ -73,3 +73,27 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
   t.match(await page.locator('#error').textContent(), /NOT_AN_IMAGE/);
   t.same(problems.filter((p) => !/415/.test(p)), [], 'no console errors or page errors (the 415 of the bad upload aside)');
 });
+
+t.test('with API keys the page asks for one and then works like /detect', { skip: existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is not installed` }, async (t) => {
+  const key = 'page-test-key-0123456789';
+  const app = await buildApp({ config: configFrom({ MODELS_DIR: DEFAULT_MODELS_DIR, EXECUTION_PROVIDERS: 'cpu', API_KEYS: key }) });
+  t.teardown(() => app.close());
+  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.modelsLoaded;
+  const file = path.join(os.tmpdir(), `mixdistill-web-key-${process.pid}.png`);
+  await writeFile(file, await texture(200, 150, 'png'));
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(base);
+  await page.locator('#auth').waitFor({ state: 'visible' });
+  await page.locator('#api-key').fill(key);
+  await page.locator('#auth button').click();
+  await page.waitForFunction(() => (document.querySelector('#model') as HTMLSelectElement | null)?.options.length);
+  await page.setInputFiles('#files', file);
+  await page.waitForFunction(() => document.querySelector('[data-testid=verdict]')?.textContent);
+  t.match(await page.locator('[data-testid=verdict]').textContent(), /^(normal|anomalous)$/);
+  t.same(pageErrors, []);
+});

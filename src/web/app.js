@@ -8,6 +8,14 @@ function showError(message) {
   el.hidden = !message;
 }
 
+// API key, when the server asks for one (401): kept for this tab only, sent on every API call.
+const auth = () => (sessionStorage.getItem('apiKey') ? { authorization: `Bearer ${sessionStorage.getItem('apiKey')}` } : {});
+const api = async (url, init = {}) => {
+  const res = await fetch(url, { ...init, headers: { ...(init.headers ?? {}), ...auth() } });
+  if (res.status === 401) $('#auth').hidden = false;
+  return res;
+};
+
 async function apiError(res) {
   try {
     const body = await res.json();
@@ -18,7 +26,7 @@ async function apiError(res) {
 }
 
 async function loadModels() {
-  const res = await fetch('/models');
+  const res = await api('/models');
   if (!res.ok) return showError(await apiError(res));
   const { defaultModel, models } = await res.json();
   const select = $('#model');
@@ -112,7 +120,7 @@ async function score(files) {
     const form = new FormData();
     for (const f of files) form.append('image', f, f.name || 'pasted.png');
     const model = encodeURIComponent($('#model').value);
-    const res = await fetch(`/detect?model=${model}&include=heatmap,map,regions,paths`, { method: 'POST', body: form });
+    const res = await api(`/detect?model=${model}&include=heatmap,map,regions,paths`, { method: 'POST', body: form });
     if (!res.ok) return showError(await apiError(res));
     const body = await res.json();
     const results = $('#results');
@@ -165,6 +173,20 @@ function wire() {
   });
   document.addEventListener('paste', (e) => score([...e.clipboardData.files]));
   $('#sensitivity').addEventListener('input', redrawAll);
+  $('#auth').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sessionStorage.setItem('apiKey', $('#api-key').value.trim());
+    $('#auth').hidden = true;
+    showError('');
+    loadModels().catch((err) => showError(`cannot list models: ${err.message}`));
+  });
+  // The card needs the key too, so it is fetched and opened from memory rather than linked directly.
+  $('#card-link').addEventListener('click', async (e) => {
+    e.preventDefault();
+    const res = await api(e.currentTarget.getAttribute('href'));
+    if (!res.ok) return showError(await apiError(res));
+    window.open(URL.createObjectURL(new Blob([await res.text()], { type: 'text/plain; charset=utf-8' })), '_blank', 'noopener');
+  });
   $('#opacity').addEventListener('input', redrawAll);
 }
 

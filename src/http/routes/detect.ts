@@ -27,11 +27,21 @@ export function prefersPng(accept: string | undefined): boolean {
 
 const STAGES = ['decode', 'preprocess', 'queue', 'inference', 'postprocess', 'encode'] as const;
 
+/** The answer, or 503 TIMEOUT after `ms` (the work itself runs on; a batch cannot be taken back from a worker). */
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ApiError(503, 'TIMEOUT', `the request took longer than ${ms} ms`, { 'retry-after': '1' })), ms);
+  });
+  work.catch(() => undefined); // a late failure after the deadline is not an unhandled rejection
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
 export default async function detectRoutes(app: FastifyInstance, opts: { config: Config }) {
   const c = opts.config;
   const limits = { maxPixels: c.MAX_PIXELS };
 
-  app.post('/detect', { schema: routeSchema('detect') }, (request, reply) => app.registry.use(async () => {
+  app.post('/detect', { schema: routeSchema('detect'), config: { auth: true } }, (request, reply) => app.registry.use(async () => {
     const q = request.query as DetectQuery;
     if (q.threshold !== undefined && q.sensitivity !== undefined) {
       throw new ApiError(400, 'INVALID_REQUEST', 'give threshold or sensitivity, not both');
@@ -49,9 +59,10 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
     if (wantPng && images.length !== 1) throw new ApiError(406, 'NOT_ACCEPTABLE', 'Accept: image/png answers one image; send one or accept JSON');
     const include = new Set((q.include ?? '').split(',').filter((s): s is Include => (INCLUDES as readonly string[]).includes(s)));
     const engine = state.engine;
-    const results: DetectionResult[] = await Promise.all(
+    const work = Promise.all(
       images.map((bytes, i) => detectImage(engine, bytes, i, { include, threshold: q.threshold, sensitivity: q.sensitivity, wantPng }, limits)),
     );
+    const results: DetectionResult[] = await withDeadline(work, c.REQUEST_TIMEOUT_MS);
 
     const m = app.metrics;
     for (const r of results) {

@@ -27,7 +27,7 @@ async function publicParts(m: Manifest, dir: string) {
 }
 
 export default async function modelRoutes(app: FastifyInstance, opts: { config: Config }) {
-  app.get('/models', { schema: routeSchema('listModels') }, async () => ({
+  app.get('/models', { schema: routeSchema('listModels'), config: { auth: true } }, async () => ({
     defaultModel: opts.config.DEFAULT_MODEL,
     models: await Promise.all(
       app.registry.list().map(async (s) => {
@@ -39,7 +39,7 @@ export default async function modelRoutes(app: FastifyInstance, opts: { config: 
     ),
   }));
 
-  app.get('/models/:name/card', { schema: routeSchema('modelCard') }, async (request, reply) => {
+  app.get('/models/:name/card', { schema: routeSchema('modelCard'), config: { auth: true } }, async (request, reply) => {
     const { name } = request.params as { name: string };
     const state = app.registry.get(name);
     const engine = state?.state === 'ready' ? state.engine : undefined;

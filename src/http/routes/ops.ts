@@ -3,9 +3,9 @@ import { routeSchema } from '../openapi.js';
 
 /** Liveness, readiness and Prometheus metrics: cheap, and never behind inference (which runs in workers). */
 export default async function opsRoutes(app: FastifyInstance) {
-  app.get('/healthz', { schema: routeSchema('healthz') }, async () => ({ status: 'ok' as const }));
+  app.get('/healthz', { schema: routeSchema('healthz'), config: { shed: false } }, async () => ({ status: 'ok' as const }));
 
-  app.get('/readyz', { schema: routeSchema('readyz') }, async (_request, reply) => {
+  app.get('/readyz', { schema: routeSchema('readyz'), config: { shed: false } }, async (_request, reply) => {
     const models = app.registry.list().map((s) => {
       if (s.state === 'ready') {
         const st = s.engine.status;
@@ -17,7 +17,7 @@ export default async function opsRoutes(app: FastifyInstance) {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', models });
   });
 
-  app.get('/metrics', { schema: routeSchema('metrics') }, async (_request, reply) => {
+  app.get('/metrics', { schema: routeSchema('metrics'), config: { shed: false } }, async (_request, reply) => {
     const reg = app.metrics.registry;
     return reply.type(reg.contentType).send(await reg.metrics());
   });
