@@ -1,3 +1,4 @@
+import http from 'node:http';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
@@ -6,7 +7,7 @@ import errors from './http/plugins/errors.js';
 import loadShedding from './http/plugins/load-shedding.js';
 import metrics from './http/plugins/metrics.js';
 import models from './http/plugins/models.js';
-import { registerSharedSchemas } from './http/openapi.js';
+import { registerSharedSchemas, validatorCompiler } from './http/openapi.js';
 import detectRoutes from './http/routes/detect.js';
 import docsRoutes from './http/routes/docs.js';
 import modelRoutes from './http/routes/models.js';
@@ -28,11 +29,13 @@ export async function buildApp({ config, logger = false }: AppOptions): Promise<
     logger,
     bodyLimit: config.MAX_BODY_BYTES,
     // A body trickled in slower than this is cut off (408), so slow clients cannot hold sockets forever.
+    // Node enforces it on a polling interval (30 s by default), so the interval is tightened too.
     requestTimeout: config.REQUEST_TIMEOUT_MS,
-    // Unknown query parameters are refused (a typo like ?treshold= must not be ignored silently).
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+    serverFactory: (handler) =>
+      http.createServer({ requestTimeout: config.REQUEST_TIMEOUT_MS, connectionsCheckingInterval: Math.min(1000, config.REQUEST_TIMEOUT_MS) }, handler),
   });
   registerSharedSchemas(app);
+  app.setValidatorCompiler(validatorCompiler());
 
   // Graceful close: idle keep-alive sockets are closed at once (Fastify's default); a socket with a
   // request in flight gets "Connection: close" on its answer, so close() need not wait for the client's

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance, FastifySchema } from 'fastify';
+import Ajv2020 from 'ajv/dist/2020.js';
+import type { FastifyInstance, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import YAML from 'yaml';
 import { fromRoot } from '../paths.js';
 
@@ -47,10 +48,26 @@ export function operations(): { method: string; path: string; op: Operation }[] 
   return Object.entries(OPENAPI.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ method, path, op })));
 }
 
+const sharedSchemas = () => Object.entries(OPENAPI.components.schemas).map(([name, schema]) => ({ $id: name, ...(toFastifyRefs(schema) as Json) }));
+
 export function registerSharedSchemas(app: FastifyInstance): void {
-  for (const [name, schema] of Object.entries(OPENAPI.components.schemas)) {
-    app.addSchema({ $id: name, ...(toFastifyRefs(schema) as Json) });
-  }
+  for (const schema of sharedSchemas()) app.addSchema(schema);
+}
+
+/**
+ * Request validation: query strings and path parameters arrive as text and are coerced to the schema's
+ * types; JSON bodies are validated as sent (a number where a string belongs is an error, not "42").
+ * Unknown properties are refused, never silently dropped.
+ */
+export function validatorCompiler(): FastifySchemaCompiler<unknown> {
+  const make = (coerceTypes: boolean) => {
+    const ajv = new Ajv2020.default({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+    for (const schema of sharedSchemas()) ajv.addSchema(schema);
+    return ajv;
+  };
+  const text = make(true);
+  const json = make(false);
+  return ({ schema, httpPart }) => (httpPart === 'body' ? json : text).compile(schema as object) as never;
 }
 
 /** The Fastify route schema of an operation: querystring, JSON body and JSON responses. */

@@ -20,21 +20,31 @@ export function decodeBase64(text: string, index: number, maxBytes: number): Buf
   return Buffer.from(s, 'base64');
 }
 
+async function readParts(request: FastifyRequest, limits: InputLimits, images: Buffer[]): Promise<void> {
+  for await (const part of request.parts()) {
+    if (part.type !== 'file') continue; // plain form fields carry nothing the API reads
+    if (part.fieldname !== 'image') {
+      part.file.resume();
+      throw new ApiError(400, 'UNEXPECTED_FIELD', `unexpected file field "${part.fieldname}"; send images in field "image"`);
+    }
+    if (images.length >= limits.maxFiles) {
+      part.file.resume();
+      throw new ApiError(413, 'TOO_MANY_FILES', `at most ${limits.maxFiles} images per request`);
+    }
+    images.push(await part.toBuffer());
+  }
+}
+
 /** Images of a /detect request, in order: multipart files in field `image`, or JSON {"images": [base64...]}. */
 export async function readImages(request: FastifyRequest, limits: InputLimits): Promise<Buffer[]> {
   const images: Buffer[] = [];
   if (request.isMultipart()) {
-    for await (const part of request.parts()) {
-      if (part.type !== 'file') continue; // plain form fields carry nothing the API reads
-      if (part.fieldname !== 'image') {
-        part.file.resume();
-        throw new ApiError(400, 'UNEXPECTED_FIELD', `unexpected file field "${part.fieldname}"; send images in field "image"`);
-      }
-      if (images.length >= limits.maxFiles) {
-        part.file.resume();
-        throw new ApiError(413, 'TOO_MANY_FILES', `at most ${limits.maxFiles} images per request`);
-      }
-      images.push(await part.toBuffer());
+    try {
+      await readParts(request, limits, images);
+    } catch (err) {
+      // busboy's own errors (no boundary, a body cut short...) carry no status: they are the client's.
+      if (err instanceof ApiError || (err as { statusCode?: number }).statusCode) throw err;
+      throw new ApiError(400, 'INVALID_REQUEST', `malformed multipart body (${(err as Error).message})`);
     }
   } else {
     const body = request.body as { images?: string[] } | undefined;
