@@ -1,0 +1,112 @@
+/**
+ * npm run soak [-- --short] [--json out/soak.json]
+ *
+ * Overload and soak on loopback, bounded in time and count, stopping by itself:
+ *   warm-up, then 4 x capacity concurrency for 60 s (8 s with --short), then 10,000 requests (500).
+ * Capacity concurrency is measured first: the smallest concurrency whose throughput is within 10 % of the
+ * best of 1, 2, 4, 8. Reports status counts, that every request got an answer, RSS before and after,
+ * event-loop delay and /healthz latency under load; exits 1 on a violation: a status other than 200 or
+ * 503, a request without an answer, RSS growth of 10 % or more, /healthz failing.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+import { fromRoot } from '../paths.js';
+
+const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, json: { type: 'string' }, model: { type: 'string', default: 'mtd-mnv2' } } });
+const short = values.short!;
+const overloadSeconds = short ? 8 : 60;
+const amount = short ? 500 : 10_000;
+const log = (m: string) => console.error(m);
+
+const port = 22000 + Math.floor(Math.random() * 2000);
+const url = `http://127.0.0.1:${port}`;
+const server = spawn(process.execPath, [fromRoot('dist', 'src', 'server.js')], {
+  // MALLOC_ARENA_MAX=2 as in the Docker image: glibc's per-thread arenas (libvips and ORT threads) otherwise
+  // let RSS creep up under load.
+  env: { MALLOC_ARENA_MAX: '2', ...process.env, HOST: '127.0.0.1', PORT: String(port), DEFAULT_MODEL: values.model, EXECUTION_PROVIDERS: process.env.EXECUTION_PROVIDERS ?? 'cpu', LOG_LEVEL: 'error', QUEUE_SIZE: process.env.QUEUE_SIZE ?? '32' },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+const rssMiB = async () => Number((await readFile(`/proc/${server.pid}/status`, 'utf8')).match(/VmRSS:\s+(\d+) kB/)?.[1] ?? NaN) / 1024;
+const stop = () => { if (server.exitCode === null) server.kill('SIGTERM'); };
+process.on('exit', stop);
+
+for (let i = 0; i < 600 && !(await fetch(`${url}/readyz`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+
+const image = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#777', noise: { type: 'gaussian', mean: 120, sigma: 30 } } }).png().toBuffer();
+const b = 'soakboundary';
+const body = Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n`), image, Buffer.from(`\r\n--${b}--\r\n`)]);
+const headers = { 'content-type': `multipart/form-data; boundary=${b}` };
+
+interface Phase { requests: number; statuses: Record<string, number>; errors: number; timeouts: number; rps: number; p50: number; p99: number; healthzP99: number; healthzFailures: number }
+async function phase(connections: number, opts: { duration?: number; amount?: number }): Promise<Phase> {
+  const statuses: Record<string, number> = {};
+  const health: number[] = [];
+  let healthFailures = 0, probing = true;
+  const probe = (async () => {
+    while (probing) {
+      const t = performance.now();
+      const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+      health.push(performance.now() - t);
+      if (!ok) healthFailures++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  const r = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      { url: `${url}/detect`, method: 'POST', body, headers, connections, timeout: 30, ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration }) },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    instance.on('response', (_client, statusCode) => { statuses[statusCode] = (statuses[statusCode] ?? 0) + 1; });
+  });
+  probing = false;
+  await probe;
+  health.sort((x, y) => x - y);
+  const lat = r.latency as unknown as Record<string, number>;
+  return { requests: r.requests.total, statuses, errors: r.errors, timeouts: r.timeouts, rps: r.requests.average, p50: lat.p50, p99: lat.p99, healthzP99: health[Math.floor(0.99 * (health.length - 1))] ?? NaN, healthzFailures: healthFailures };
+}
+
+// capacity
+const rates: [number, number][] = [];
+for (const c of [1, 2, 4, 8]) rates.push([c, (await phase(c, { duration: short ? 1 : 4 })).rps]);
+const best = Math.max(...rates.map(([, r]) => r));
+const capacity = rates.find(([, r]) => r >= 0.9 * best)![0];
+log(`capacity: concurrency ${capacity} (${rates.map(([c, r]) => `c=${c} ${r.toFixed(1)}/s`).join(', ')})`);
+
+await phase(4 * capacity, { duration: 5 }); // warm-up at the load to come, so arenas and caches are sized
+const rssBefore = await rssMiB();
+const overload = await phase(4 * capacity, { duration: overloadSeconds });
+log(`overload ${4 * capacity} connections, ${overloadSeconds} s: ${JSON.stringify(overload.statuses)}, errors ${overload.errors}, timeouts ${overload.timeouts}, ${overload.rps.toFixed(1)} req/s, /healthz p99 ${overload.healthzP99.toFixed(1)} ms`);
+const soak = await phase(4 * capacity, { amount });
+log(`soak ${amount} requests: ${JSON.stringify(soak.statuses)}, errors ${soak.errors}, timeouts ${soak.timeouts}, p50 ${soak.p50} ms, p99 ${soak.p99} ms, /healthz p99 ${soak.healthzP99.toFixed(1)} ms`);
+const rssAfter = await rssMiB();
+const metrics = await (await fetch(`${url}/metrics`)).text();
+const lagP99 = Number(metrics.match(/^nodejs_eventloop_lag_p99_seconds (\S+)/m)?.[1] ?? NaN) * 1000;
+stop();
+const exitCode = await new Promise<number | null>((r) => server.once('exit', r));
+
+const violations: string[] = [];
+for (const [name, p] of [['overload', overload], ['soak', soak]] as const) {
+  const other = Object.keys(p.statuses).filter((s) => s !== '200' && s !== '503');
+  if (other.length) violations.push(`${name}: statuses other than 200 and 503: ${other.join(', ')}`);
+  if (p.errors || p.timeouts) violations.push(`${name}: ${p.errors} errors, ${p.timeouts} timeouts (requests without an answer)`);
+  if (p.healthzFailures) violations.push(`${name}: /healthz failed ${p.healthzFailures} times`);
+  const answered = Object.values(p.statuses).reduce((a, x) => a + x, 0);
+  if (answered < p.requests) violations.push(`${name}: ${p.requests - answered} requests without a status`);
+}
+if (soak.requests < amount) violations.push(`soak: ${soak.requests} of ${amount} requests completed`);
+const growth = (rssAfter - rssBefore) / rssBefore;
+if (!(growth < 0.1)) violations.push(`RSS grew ${(100 * growth).toFixed(1)} % (${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB)`);
+if (exitCode !== 0) violations.push(`the server exited with ${exitCode} on SIGTERM`);
+
+const report = { short, capacity, rates, overload, soak, rssBeforeMiB: rssBefore, rssAfterMiB: rssAfter, rssGrowth: growth, eventLoopLagP99Ms: lagP99, serverExitCode: exitCode, violations };
+console.log(`RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB (${(100 * growth).toFixed(1)} %), event-loop lag p99 ${lagP99.toFixed(1)} ms, server exit ${exitCode}`);
+if (values.json) {
+  await mkdir(path.dirname(values.json), { recursive: true });
+  await writeFile(values.json, JSON.stringify(report, null, 1) + '\n');
+}
+console.log(violations.length ? `VIOLATIONS:\n- ${violations.join('\n- ')}` : 'soak: no violation');
+process.exit(violations.length ? 1 : 0);
