@@ -6,6 +6,7 @@ export interface Config {
   HOST: string;
   PORT: number;
   MODELS_DIR: string;
+  MODELS_POLL_SECONDS: number;
   DEFAULT_MODEL: string;
   EXECUTION_PROVIDERS: string[];
   WORKERS: number;
@@ -31,6 +32,7 @@ const schema = {
     HOST: { type: 'string', default: '0.0.0.0' },
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     MODELS_DIR: { type: 'string', minLength: 1, default: 'models' },
+    MODELS_POLL_SECONDS: { type: 'number', minimum: 0, default: 10 },
     DEFAULT_MODEL: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', default: 'mtd-mnv2' },
     EXECUTION_PROVIDERS: { type: 'string', pattern: '^(cuda|cpu)(,(cuda|cpu))*$', default: 'cuda,cpu' },
     WORKERS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },

@@ -52,7 +52,7 @@ t.test('the server starts with a broken bundle and reports it as not ready', asy
   const m = JSON.parse(await readFile(path.join(dir, 'broken', 'manifest.json'), 'utf8'));
   await writeFile(path.join(dir, 'broken', 'manifest.json'), JSON.stringify({ ...m, name: 'broken' }));
   await rm(path.join(dir, 'broken', 'teacher.onnx'));
-  const app = await buildApp({ config: configFrom({ MODELS_DIR: dir, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu' }) });
+  const app = await buildApp({ config: configFrom({ MODELS_DIR: dir, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', MAX_EVENT_LOOP_DELAY_MS: '0' }) });
   t.teardown(() => app.close());
   await app.ready();
   await app.modelsLoaded;
@@ -72,7 +72,7 @@ t.test('the server starts with a broken bundle and reports it as not ready', asy
 });
 
 t.test('a missing default model is reported, not ignored', async (t) => {
-  const app = await buildApp({ config: configFrom({ MODELS_DIR: path.dirname(TINY), DEFAULT_MODEL: 'absent', EXECUTION_PROVIDERS: 'cpu' }) });
+  const app = await buildApp({ config: configFrom({ MODELS_DIR: path.dirname(TINY), DEFAULT_MODEL: 'absent', EXECUTION_PROVIDERS: 'cpu', MAX_EVENT_LOOP_DELAY_MS: '0' }) });
   t.teardown(() => app.close());
   await app.ready();
   await app.modelsLoaded;

@@ -8,7 +8,7 @@ import { multipart, texture } from './helpers/images.js';
 
 // The shipped default bundle, through the real API, as a user gets it after `npm start`.
 t.test('the default bundle loads and scores images in every accepted format', async (t) => {
-  const app = await buildApp({ config: configFrom({ MODELS_DIR: DEFAULT_MODELS_DIR, EXECUTION_PROVIDERS: 'cpu' }) });
+  const app = await buildApp({ config: configFrom({ MODELS_DIR: DEFAULT_MODELS_DIR, EXECUTION_PROVIDERS: 'cpu', MAX_EVENT_LOOP_DELAY_MS: '0' }) });
   t.teardown(() => app.close());
   await app.ready();
   await app.modelsLoaded;

@@ -8,7 +8,7 @@ import { texture } from './helpers/images.js';
 t.test('SIGTERM finishes in-flight requests and exits 0', async (t) => {
   const port = 21000 + Math.floor(Math.random() * 2000);
   const child = spawn(process.execPath, [...process.execArgv, fromRoot('src', 'server.ts')], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', MAX_BATCH: '1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', MAX_BATCH: '1', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -14,7 +14,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const OUT = fromRoot('out', 'test', 'web');
 
 t.test('the page scores an upload like the API does, and the sensitivity slider re-draws the verdict', { skip: existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
-  const app = await buildApp({ config: configFrom({ MODELS_DIR: DEFAULT_MODELS_DIR, EXECUTION_PROVIDERS: 'cpu' }) });
+  const app = await buildApp({ config: configFrom({ MODELS_DIR: DEFAULT_MODELS_DIR, EXECUTION_PROVIDERS: 'cpu', MAX_EVENT_LOOP_DELAY_MS: '0' }) });
   t.teardown(() => app.close());
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   await app.modelsLoaded;
@@ -76,7 +76,7 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
 
 t.test('with API keys the page asks for one and then works like /detect', { skip: existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is not installed` }, async (t) => {
   const key = 'page-test-key-0123456789';
-  const app = await buildApp({ config: configFrom({ MODELS_DIR: DEFAULT_MODELS_DIR, EXECUTION_PROVIDERS: 'cpu', API_KEYS: key }) });
+  const app = await buildApp({ config: configFrom({ MODELS_DIR: DEFAULT_MODELS_DIR, EXECUTION_PROVIDERS: 'cpu', API_KEYS: key, MAX_EVENT_LOOP_DELAY_MS: '0' }) });
   t.teardown(() => app.close());
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   await app.modelsLoaded;

@@ -25,6 +25,9 @@ export function batchSizes(maxBatch: number): number[] {
 
 /** One loaded model: its composed graph in a pool of workers behind a batcher. */
 export class ModelEngine {
+  /** Requests holding this engine; a swapped-out engine is closed once they are done. */
+  private holders = 0;
+
   private constructor(
     readonly manifest: Manifest,
     readonly dir: string,
@@ -72,9 +75,21 @@ export class ModelEngine {
     return this.batcher.submit(tensor);
   }
 
-  /** Finishes queued and running images (up to graceMs), then stops the workers. */
+  /** Runs a request's work on this engine; close() waits for such work first. */
+  async hold<T>(work: () => Promise<T>): Promise<T> {
+    this.holders++;
+    try {
+      return await work();
+    } finally {
+      this.holders--;
+    }
+  }
+
+  /** Waits for the requests holding the engine, finishes queued and running images (up to graceMs), then stops the workers. */
   async close(graceMs = 10_000): Promise<void> {
-    await this.batcher.close(graceMs);
-    await this.pool.close(graceMs);
+    const deadline = performance.now() + graceMs;
+    while (this.holders > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await this.batcher.close(Math.max(0, deadline - performance.now()));
+    await this.pool.close(Math.max(1000, deadline - performance.now()));
   }
 }

@@ -6,7 +6,8 @@ import { FIXTURE_MODELS_DIR } from './fixtures.js';
 /** An app on the fixture bundles, ready and with its models loaded. */
 export async function testApp(env: Partial<Record<keyof Config, string>> = {}): Promise<FastifyInstance> {
   const app = await buildApp({
-    config: configFrom({ MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', INTRA_OP_THREADS: '1', ...env }),
+    // Lag-based shedding is off unless a test asks for it: a loaded CI machine must not decide the outcome.
+    config: configFrom({ MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', INTRA_OP_THREADS: '1', MAX_EVENT_LOOP_DELAY_MS: '0', MODELS_POLL_SECONDS: '0', ...env }),
   });
   await app.ready();
   await app.modelsLoaded;

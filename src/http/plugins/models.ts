@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../../config.js';
-import { ModelRegistry } from '../../engine/registry.js';
+import { ModelRegistry, type ModelState } from '../../engine/registry.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -40,17 +40,24 @@ export default fp(async function models(app: FastifyInstance, opts: { config: Co
   app.decorate('modelsLoaded', { getter: () => loading });
 
   m.queueDepths = () => registry.list().map((s) => [s.name, s.state === 'ready' ? s.engine.queueDepth : 0]);
+  // One info series per model, labelled with the version and provider in use now.
+  const infoLabels = new Map<string, { model: string; version: string; provider: string }>();
+  registry.on('change', (s: ModelState) => {
+    m.modelReady.set({ model: s.name }, s.state === 'ready' ? 1 : 0);
+    if (s.state === 'loading') return;
+    const previous = infoLabels.get(s.name);
+    if (previous) m.modelInfo.remove(previous);
+    infoLabels.delete(s.name);
+    if (s.state === 'ready') {
+      const labels = { model: s.name, version: s.engine.manifest.version, provider: s.engine.status.provider };
+      m.modelInfo.set(labels, 1);
+      infoLabels.set(s.name, labels);
+      m.warmupSeconds.set({ model: s.name }, s.engine.status.warmupMs / 1000);
+    }
+  });
 
   app.addHook('onReady', async () => {
-    loading = registry.loadAll([c.DEFAULT_MODEL]).then(() => {
-      for (const s of registry.list()) {
-        m.modelReady.set({ model: s.name }, s.state === 'ready' ? 1 : 0);
-        if (s.state === 'ready') {
-          m.modelInfo.set({ model: s.name, version: s.engine.manifest.version, provider: s.engine.status.provider }, 1);
-          m.warmupSeconds.set({ model: s.name }, s.engine.status.warmupMs / 1000);
-        }
-      }
-    });
+    loading = registry.loadAll([c.DEFAULT_MODEL]).then(() => registry.watch(c.MODELS_POLL_SECONDS));
   });
   app.addHook('onClose', async () => {
     await loading;

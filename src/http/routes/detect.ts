@@ -41,7 +41,7 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
   const c = opts.config;
   const limits = { maxPixels: c.MAX_PIXELS };
 
-  app.post('/detect', { schema: routeSchema('detect'), config: { auth: true } }, (request, reply) => app.registry.use(async () => {
+  app.post('/detect', { schema: routeSchema('detect'), config: { auth: true } }, async (request, reply) => {
     const q = request.query as DetectQuery;
     if (q.threshold !== undefined && q.sensitivity !== undefined) {
       throw new ApiError(400, 'INVALID_REQUEST', 'give threshold or sensitivity, not both');
@@ -54,11 +54,13 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
       const why = state.state === 'failed' ? `: ${state.error}` : ' yet (loading)';
       throw new ApiError(503, 'MODEL_NOT_READY', `model ${name} is not ready${why}`, { 'retry-after': state.state === 'loading' ? '5' : '60' });
     }
+    // The request keeps the engine it started on, even if a new version is swapped in meanwhile.
+    const engine = state.engine;
+    return engine.hold(async () => {
     const wantPng = prefersPng(request.headers.accept);
     const images = await readImages(request, { maxFiles: c.MAX_FILES, maxImageBytes: c.MAX_IMAGE_BYTES });
     if (wantPng && images.length !== 1) throw new ApiError(406, 'NOT_ACCEPTABLE', 'Accept: image/png answers one image; send one or accept JSON');
     const include = new Set((q.include ?? '').split(',').filter((s): s is Include => (INCLUDES as readonly string[]).includes(s)));
-    const engine = state.engine;
     const work = Promise.all(
       images.map((bytes, i) => detectImage(engine, bytes, i, { include, threshold: q.threshold, sensitivity: q.sensitivity, wantPng }, limits)),
     );
@@ -83,5 +85,6 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
       model: { name, version: engine.manifest.version },
       results: results.map(({ heatmapPng: _png, ...r }) => r),
     };
-  }));
+    });
+  });
 }

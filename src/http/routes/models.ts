@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Manifest } from '../../bundle/manifest.js';
+import { listBundles } from '../../bundle/load.js';
 import type { Config } from '../../config.js';
+import type { ModelState } from '../../engine/registry.js';
 import { ApiError } from '../errors.js';
 import { routeSchema } from '../openapi.js';
 
@@ -46,5 +48,15 @@ export default async function modelRoutes(app: FastifyInstance, opts: { config: 
     const card = engine?.manifest.card ? await readFile(path.join(engine.dir, engine.manifest.card), 'utf8').catch(() => undefined) : undefined;
     if (card === undefined) throw new ApiError(404, state ? 'NOT_FOUND' : 'UNKNOWN_MODEL', state ? `model ${name} has no readable card` : `no model named ${name}`);
     return reply.type('text/markdown; charset=utf-8').send(card);
+  });
+
+  app.post('/models/:name/reload', { schema: routeSchema('reloadModel'), config: { auth: true } }, async (request) => {
+    const { name } = request.params as { name: string };
+    const found = (await listBundles(opts.config.MODELS_DIR).catch((): string[] => [])).includes(name);
+    if (!found) throw new ApiError(404, 'UNKNOWN_MODEL', `no bundle named ${name} in the models directory`);
+    const r = await app.registry.reload(name);
+    if (!r.reloaded) throw new ApiError(422, 'BUNDLE_INVALID', `${r.error}${r.state?.state === 'ready' ? '; the serving version stays' : ''}`);
+    const s = r.state as Extract<ModelState, { state: 'ready' }>;
+    return { name, state: s.state, version: s.engine.manifest.version, provider: s.engine.status.provider };
   });
 }
