@@ -19,7 +19,7 @@ t.test('Dockerfile: stages, CUDA base, build-time CUDA provider, non-root, healt
   const initial = all.slice(0, all.findIndex((i) => i.getKeyword() === 'FROM'));
   const args = Object.fromEntries(initial.filter((i) => i.getKeyword() === 'ARG').map((i) => i.getArgumentsContent()!.split('=')));
   const stages = df.getFROMs().map((f) => ({ name: f.getBuildStage(), image: f.getImageName()!.replace(/^\$\{(\w+)\}$/, (_, a) => args[a] ?? _) }));
-  t.same(stages.map((s) => s.name), ['build', 'deps-gpu', 'deps-cpu', 'gpu', 'cpu']);
+  t.same(stages.map((s) => s.name), ['build', 'deps-gpu', 'deps-cpu', 'app', 'gpu', 'cpu']);
   const gpu = stages.find((s) => s.name === 'gpu')!;
   t.match(gpu.image, /^nvidia\/cuda:12\.[\d.]+-cudnn-runtime-/, `GPU base ${gpu.image} is a CUDA 12 + cuDNN runtime`);
   t.match(stages.find((s) => s.name === 'cpu')!.image, /^node:20/);
@@ -29,15 +29,17 @@ t.test('Dockerfile: stages, CUDA base, build-time CUDA provider, non-root, healt
   let current = '';
   for (const ins of df.getInstructions()) {
     if (ins.getKeyword() === 'FROM') current = ins.getArgumentsContent()!.split(/\s+AS\s+/i)[1];
-    else byStage.set(current, [...(byStage.get(current) ?? []), `${ins.getKeyword()} ${ins.getArgumentsContent()}`]);
+    else byStage.set(current, [...(byStage.get(current) ?? []), ins.getTextContent().replace(/\\\n\s*/g, '')]);
   }
   t.ok(byStage.get('deps-gpu')!.some((l) => /^RUN npm ci --omit=dev .*--onnxruntime-node-install=cuda12/.test(l)), 'CUDA 12 provider installed at build time');
   t.ok(byStage.get('build')!.some((l) => l === 'RUN npm run build'), 'TypeScript compiled in the build stage');
+  t.ok(byStage.get('app')!.some((l) => l === 'COPY models/mtd-mnv2 /models/mtd-mnv2'), 'default bundle baked in');
   for (const stage of ['gpu', 'cpu']) {
     const lines = byStage.get(stage)!;
     t.ok(lines.some((l) => /^USER app$/.test(l)), `${stage}: runs as a non-root user`);
     t.ok(lines.some((l) => /^HEALTHCHECK .*\/readyz/.test(l)), `${stage}: HEALTHCHECK on /readyz`);
-    t.ok(lines.some((l) => /^COPY .*models\/mtd-mnv2 \/models\/mtd-mnv2$/.test(l)), `${stage}: default bundle baked in`);
+    t.ok(lines.some((l) => /^COPY --from=app --chown=app:app \/models \/models$/.test(l)), `${stage}: default bundle, owned by the app user`);
+    t.ok(lines.some((l) => l === `COPY --from=deps-${stage} /app/node_modules node_modules`), `${stage}: its own production dependencies`);
     t.ok(lines.some((l) => /^VOLUME .*\/models/.test(l)), `${stage}: models volume`);
     t.ok(lines.some((l) => l === 'EXPOSE 8080'), `${stage}: port`);
     t.ok(lines.some((l) => /^ENV .*EXECUTION_PROVIDERS=/.test(l)), `${stage}: execution providers set`);

@@ -182,7 +182,7 @@ export async function detectImage(
 
   const t3 = performance.now();
   const [heatmap, overlay, maskOut, greyOut, pathPngs] = await Promise.all([
-    needHeat && (inc.has('heatmap') || opts.wantPng) ? heatmapPng(heatRgb!, W, H, image.width, image.height, at) : undefined,
+    inc.has('heatmap') || opts.wantPng ? heatmapPng(heatRgb!, W, H, image.width, image.height, at) : undefined,
     inc.has('overlay') ? overlayPng(image, heatRgb!, W, H, at) : undefined,
     mask ? greyPng(mask, W, H, image.width, image.height, at, 'nearest') : undefined,
     grey ? greyPng(grey, W, H, image.width, image.height, at, 'linear') : undefined,
