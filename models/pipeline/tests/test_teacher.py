@@ -43,3 +43,16 @@ def test_nsfwjs_teacher_expects_x_over_255():
 def test_torchvision_teacher_needs_a_local_weights_file():
     with pytest.raises(ValueError, match="local weights file"):
         build_teacher("torchvision:resnet18", None, 64, 64)
+
+
+def test_torchvision_teacher_from_a_local_weights_file(tmp_path):
+    import torchvision
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)  # stands in for ImageNet weights
+    t = build_teacher(f"torchvision:resnet18@{weights}", None, 128, 128)
+    assert t.taps == ["layer1", "layer2", "layer3"]
+    assert t.shapes == {"layer1": (64, 32, 32), "layer2": (128, 16, 16), "layer3": (256, 8, 8)}
+    assert t.scaling["mean"] == [0.485, 0.456, 0.406]
+    t.module.train()
+    assert not t.module.training
