@@ -164,7 +164,7 @@ export async function detectImage(
       };
     });
   }
-  const pathMaps: { o: (typeof m.student.outputs)[number]; rgb?: Uint8Array; max: number }[] = [];
+  const pathMaps: { o: (typeof m.student.outputs)[number]; rgb: Uint8Array; max: number }[] = [];
   if (inc.has('paths')) {
     const fusion = new Map(m.fusion.paths.map((f) => [f.student, f]));
     for (const o of m.student.outputs) {
@@ -186,7 +186,7 @@ export async function detectImage(
     inc.has('overlay') ? overlayPng(image, heatRgb!, W, H, at) : undefined,
     mask ? greyPng(mask, W, H, image.width, image.height, at, 'nearest') : undefined,
     grey ? greyPng(grey, W, H, image.width, image.height, at, 'linear') : undefined,
-    Promise.all(pathMaps.map((p) => mapPng(p.rgb!, W, H))),
+    Promise.all(pathMaps.map((p) => mapPng(p.rgb, W, H))),
   ]);
   if (heatmap) {
     if (inc.has('heatmap')) result.heatmap = heatmap.toString('base64');
