@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--description", default="")
+    e.add_argument("--card-notes", default=None, help="Markdown file whose text goes into the model card's Notes section (why this model, what a decision looked at)")
 
     q = sub.add_parser("parity", help="compare the service's scoring of an exported bundle with PyTorch")
     q.add_argument("--bundle", required=True)
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
         export(ExportOptions(run=Path(args.run), out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
-                             margin=args.margin, description=args.description))
+                             margin=args.margin, description=args.description,
+                             card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
         return 0
     if args.cmd == "parity":
         import json

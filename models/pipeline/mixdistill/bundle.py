@@ -31,7 +31,7 @@ METRICS_START = "<!-- metrics:start -->"
 METRICS_END = "<!-- metrics:end -->"
 
 
-def write_card(folder: Path, manifest: dict, log_lines: list[dict]) -> None:
+def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str = "") -> None:
     p = manifest["provenance"]
     cfg = p["training"]["config"]
     teacher = p["teacher"]
@@ -94,5 +94,5 @@ Not evaluated yet: run `npm run eval -- --model {manifest['name']} --data <categ
 - Fit `{manifest['input']['fit']}`: {"non-square images are stretched to the square input, so each part's texture scale changes with its aspect ratio" if manifest['input']['fit'] == 'stretch' else "the borders outside the centred square are not inspected"}.
 - The teacher's weights are what the card says they are, not a pristine ImageNet backbone.
 - Training time was measured on a shared 2-core machine while other work ran; it is an upper bound.
-"""
+""" + (f"\n## Notes\n{notes.strip()}\n" if notes.strip() else "")
     (folder / "MODEL_CARD.md").write_text(text)

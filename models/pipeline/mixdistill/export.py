@@ -34,6 +34,7 @@ class ExportOptions:
     fusion_weights: dict[str, float] = field(default_factory=dict)
     margin: float = 0.1
     description: str = ""
+    card_notes: str = ""
     batch: int = 16
 
 
@@ -141,6 +142,6 @@ def export(opts: ExportOptions) -> Path:
     }
     validate_manifest(manifest)
     (opts.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_card(opts.out, manifest, log_lines)
+    write_card(opts.out, manifest, log_lines, opts.card_notes)
     log.info("bundle written to %s: image threshold %.4f (normal p50 %.4f)", opts.out, image_cal["threshold"], image_cal["low"])
     return opts.out

@@ -35,7 +35,7 @@ def reference(run: Run, manifest: dict, x: torch.Tensor) -> tuple[np.ndarray, np
         return fused.numpy(), reduce_score(fused, fusion["reduction"]).numpy()
 
 
-def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tolerance: float = 1e-4) -> dict:
+def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tolerance: float = 1e-4, batch: int = 16) -> dict:
     manifest = json.loads((bundle / "manifest.json").read_text())
     cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
     run = Run(cfg)
@@ -53,7 +53,9 @@ def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tol
         node_maps = np.fromfile(out, dtype=np.float32).reshape(len(images), inp["height"], inp["width"])
     node_scores = np.array([json.loads(l)["score"] for l in lines], dtype=np.float32)
     s = inp["scaling"]
-    ref_maps, ref_scores = reference(run, manifest, data.to_tensor(pixels, s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
+    chunks = [reference(run, manifest, data.to_tensor(pixels[i:i + batch], s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
+              for i in range(0, len(pixels), batch)]
+    ref_maps, ref_scores = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
     result = {"images": len(images), "maxMapDiff": float(np.abs(ref_maps - node_maps).max()),
               "maxScoreDiff": float(np.abs(ref_scores - node_scores).max()), "tolerance": tolerance}
     result["ok"] = result["maxMapDiff"] <= tolerance and result["maxScoreDiff"] <= tolerance
