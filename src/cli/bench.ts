@@ -8,7 +8,7 @@
  *   4. the PyTorch reference, eager and TorchScript-frozen (where Debian's torch and the run folder exist),
  * and the ratios httpOverSession and sessionOverTorchscript, /healthz p99 under load and the server's peak RSS.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import { detectImage, type Include } from '../detect/detect.js';
 import { ModelEngine } from '../engine/model-engine.js';
 import { composeBundle } from '../graph/compose.js';
 import { fromRoot } from '../paths.js';
+import { multipartImage, startServer } from './server-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -91,23 +92,10 @@ async function engineRun(include: Include[], inflight: number): Promise<Stats> {
 }
 
 // 3. HTTP service in a child process
-function multipartBody(): { body: Buffer; contentType: string } {
-  const b = 'benchboundary';
-  const body = Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n`), image, Buffer.from(`\r\n--${b}--\r\n`)]);
-  return { body, contentType: `multipart/form-data; boundary=${b}` };
-}
-
 async function httpRuns(concurrencies: number[]) {
-  const port = 18000 + Math.floor(Math.random() * 1000);
-  const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: path.dirname(path.resolve(bundleDir)), DEFAULT_MODEL: m.name, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: config.EXECUTION_PROVIDERS.join(','), QUEUE_SIZE: '4096' };
-  const server = spawn(process.execPath, [fromRoot('dist', 'src', 'server.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600; i++) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const { body, contentType } = multipartBody();
+  const server = await startServer({ MODELS_DIR: path.dirname(path.resolve(bundleDir)), DEFAULT_MODEL: m.name, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: config.EXECUTION_PROVIDERS.join(','), QUEUE_SIZE: '4096' });
+  const url = server.url;
+  const { body, contentType } = multipartImage(image);
   const results: { concurrency: number; stats: Stats; errors: number; non2xx: number; healthz: Stats }[] = [];
   for (const c of concurrencies) {
     const health: number[] = [];
@@ -133,10 +121,8 @@ async function httpRuns(concurrencies: number[]) {
     });
     log(`  HTTP c=${c}: ${fmt(results.at(-1)!.stats)} (p95 column is autocannon's p97.5), non-2xx ${r.non2xx}, /healthz p99 ${results.at(-1)!.healthz.p99.toFixed(1)} ms`);
   }
-  const status = await readFile(`/proc/${server.pid}/status`, 'utf8').catch(() => '');
-  const peakRssMiB = Number(status.match(/VmHWM:\s+(\d+) kB/)?.[1] ?? NaN) / 1024;
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
+  const peakRssMiB = await server.rssMiB('VmHWM');
+  await server.stop();
   return { results, peakRssMiB };
 }
 

@@ -8,13 +8,12 @@
  * event-loop delay and /healthz latency under load; exits 1 on a violation: a status other than 200 or
  * 503, a request without an answer, RSS growth of 10 % or more, /healthz failing.
  */
-import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
-import { fromRoot } from '../paths.js';
+import { multipartImage, startServer } from './server-process.js';
 
 const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, json: { type: 'string' }, model: { type: 'string', default: 'mtd-mnv2' } } });
 const short = values.short!;
@@ -22,24 +21,15 @@ const overloadSeconds = short ? 8 : 60;
 const amount = short ? 500 : 10_000;
 const log = (m: string) => console.error(m);
 
-const port = 22000 + Math.floor(Math.random() * 2000);
-const url = `http://127.0.0.1:${port}`;
-const server = spawn(process.execPath, [fromRoot('dist', 'src', 'server.js')], {
-  // MALLOC_ARENA_MAX=2 as in the Docker image: glibc's per-thread arenas (libvips and ORT threads) otherwise
-  // let RSS creep up under load.
-  env: { MALLOC_ARENA_MAX: '2', ...process.env, HOST: '127.0.0.1', PORT: String(port), DEFAULT_MODEL: values.model, EXECUTION_PROVIDERS: process.env.EXECUTION_PROVIDERS ?? 'cpu', LOG_LEVEL: 'error', QUEUE_SIZE: process.env.QUEUE_SIZE ?? '32' },
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
-const rssMiB = async () => Number((await readFile(`/proc/${server.pid}/status`, 'utf8')).match(/VmRSS:\s+(\d+) kB/)?.[1] ?? NaN) / 1024;
-const stop = () => { if (server.exitCode === null) server.kill('SIGTERM'); };
-process.on('exit', stop);
-
-for (let i = 0; i < 600 && !(await fetch(`${url}/readyz`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+// MALLOC_ARENA_MAX=2 as in the Docker image: glibc's per-thread arenas (libvips and ORT threads) otherwise
+// let RSS creep up under load.
+const server = await startServer({ MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2', DEFAULT_MODEL: values.model, EXECUTION_PROVIDERS: process.env.EXECUTION_PROVIDERS ?? 'cpu', LOG_LEVEL: 'error', QUEUE_SIZE: process.env.QUEUE_SIZE ?? '32' });
+const url = server.url;
+process.on('exit', () => void server.stop());
 
 const image = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#777', noise: { type: 'gaussian', mean: 120, sigma: 30 } } }).png().toBuffer();
-const b = 'soakboundary';
-const body = Buffer.concat([Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n`), image, Buffer.from(`\r\n--${b}--\r\n`)]);
-const headers = { 'content-type': `multipart/form-data; boundary=${b}` };
+const { body, contentType } = multipartImage(image);
+const headers = { 'content-type': contentType };
 
 interface Phase { requests: number; statuses: Record<string, number>; errors: number; timeouts: number; rps: number; p50: number; p99: number; healthzP99: number; healthzFailures: number }
 async function phase(connections: number, opts: { duration?: number; amount?: number }): Promise<Phase> {
@@ -77,16 +67,15 @@ const capacity = rates.find(([, r]) => r >= 0.9 * best)![0];
 log(`capacity: concurrency ${capacity} (${rates.map(([c, r]) => `c=${c} ${r.toFixed(1)}/s`).join(', ')})`);
 
 await phase(4 * capacity, { duration: 5 }); // warm-up at the load to come, so arenas and caches are sized
-const rssBefore = await rssMiB();
+const rssBefore = await server.rssMiB();
 const overload = await phase(4 * capacity, { duration: overloadSeconds });
 log(`overload ${4 * capacity} connections, ${overloadSeconds} s: ${JSON.stringify(overload.statuses)}, errors ${overload.errors}, timeouts ${overload.timeouts}, ${overload.rps.toFixed(1)} req/s, /healthz p99 ${overload.healthzP99.toFixed(1)} ms`);
 const soak = await phase(4 * capacity, { amount });
 log(`soak ${amount} requests: ${JSON.stringify(soak.statuses)}, errors ${soak.errors}, timeouts ${soak.timeouts}, p50 ${soak.p50} ms, p99 ${soak.p99} ms, /healthz p99 ${soak.healthzP99.toFixed(1)} ms`);
-const rssAfter = await rssMiB();
+const rssAfter = await server.rssMiB();
 const metrics = await (await fetch(`${url}/metrics`)).text();
 const lagP99 = Number(metrics.match(/^nodejs_eventloop_lag_p99_seconds (\S+)/m)?.[1] ?? NaN) * 1000;
-stop();
-const exitCode = await new Promise<number | null>((r) => server.once('exit', r));
+const exitCode = await server.stop();
 
 const violations: string[] = [];
 for (const [name, p] of [['overload', overload], ['soak', soak]] as const) {
