@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--taps", type=_csv, default=None, help="comma list of teacher layers, shallow to deep")
     t.add_argument("--paths", type=_csv, default=["direct", "skip", "symmetric"], help="comma list of direct,skip,symmetric")
     t.add_argument("--path-weights", type=_kv_floats, default={}, help="loss weight per path kind, e.g. skip=0.5")
+    t.add_argument("--student", choices=["forward", "reverse"], default="forward",
+                   help="forward: STPM-style student that sees the image; reverse: RD4AD-style decoder from a bottleneck of the teacher's taps")
     t.add_argument("--widths", type=lambda v: [int(x) for x in _csv(v)], default=None, help="student stage widths")
     t.add_argument("--blocks", type=int, default=2, help="basic blocks per student stage")
     t.add_argument("--size", type=int, default=256, help="square input size")
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--reduction", default="max", help="max or topk-mean:K")
     e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
+    e.add_argument("--defects", type=Path, default=None,
+                   help="MVTec-layout folder with defective validation images (test/<defect>/, ground_truth/<defect>/): F1-optimal thresholds instead of normal-quantile ones; never the set you evaluate on")
     e.add_argument("--description", default="")
     e.add_argument("--card-notes", default=None, help="Markdown file whose text goes into the model card's Notes section (why this model, what a decision looked at)")
 
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         from .train import TrainConfig, train
 
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
-                          paths=args.paths, path_weights=args.path_weights, widths=args.widths, blocks=args.blocks,
+                          paths=args.paths, path_weights=args.path_weights, student=args.student, widths=args.widths, blocks=args.blocks,
                           width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           augment=not args.no_augment, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
         train(cfg, resume=not args.no_resume)
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
         export(ExportOptions(run=Path(args.run), out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
-                             margin=args.margin, description=args.description,
+                             margin=args.margin, description=args.description, defects=args.defects,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
         return 0
     if args.cmd == "parity":

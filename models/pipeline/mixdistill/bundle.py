@@ -59,7 +59,7 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str =
 The teacher is frozen (eval mode) and exported unchanged as `teacher.onnx`.
 
 ## Student and paths
-{manifest['student']['architecture']}, randomly initialised, trained to reproduce the teacher through these paths:
+{manifest['student']['architecture']}; its trainable layers randomly initialised and trained to reproduce the teacher through these paths:
 
 | output | path | student layer | imitates |
 |---|---|---|---|
@@ -80,7 +80,7 @@ Offsets and scales put each path's normal validation values at mean 0 and 99.9th
 {fusion}
 
 Thresholds ({cal['method']}): {cal.get('description', '')}. Image threshold {cal['image']['threshold']:.4f}
-(normal p50 {cal['image']['low']:.4f}), pixel threshold {cal['pixel']['threshold']:.4f}; from {cal['validation']['normalImages']} normal images, no defective ones.
+(normal p50 {cal['image']['low']:.4f}), pixel threshold {cal['pixel']['threshold']:.4f}; from {cal['validation']['normalImages']} normal images, {cal['validation']['defectiveImages'] or 'no'} defective ones.
 
 ## Test metrics
 {METRICS_START}
@@ -88,9 +88,7 @@ Not evaluated yet: run `npm run eval -- --model {manifest['name']} --data <categ
 {METRICS_END}
 
 ## Limitations
-- Thresholds come from normal images only (p99 of their scores plus a margin). Few normal parts are
-  flagged, but weak defects fall below the threshold: compare image F1 at the threshold with F1-max above,
-  and use the API's `sensitivity` to trade one for the other on your line.
+{"- Thresholds come from normal images only (p99 of their scores plus a margin). Few normal parts are" + chr(10) + "  flagged, but weak defects fall below the threshold: compare image F1 at the threshold with F1-max above," + chr(10) + "  and use the API's `sensitivity` to trade one for the other on your line." if cal['method'] == 'normal-quantile' else "- Thresholds maximise F1 on the defective validation images given at export: they are as representative as those images are of your line's defects."}
 - Fit `{manifest['input']['fit']}`: {"non-square images are stretched to the square input, so each part's texture scale changes with its aspect ratio" if manifest['input']['fit'] == 'stretch' else "the borders outside the centred square are not inspected"}.
 - The teacher's weights are what the card says they are, not a pristine ImageNet backbone.
 - Training time was measured on a shared 2-core machine while other work ran; it is an upper bound.

@@ -77,6 +77,26 @@ def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Pat
     return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
 
 
+def prepare_masks(samples: list[Sample], width: int, height: int, fit: str) -> np.ndarray:
+    """bool [N, H, W]: each sample's ground-truth mask over the window the model sees (the service's placement),
+    resized with nearest neighbour; all False where a sample has no mask."""
+    from PIL import Image
+
+    out = np.zeros((len(samples), height, width), dtype=bool)
+    for i, s in enumerate(samples):
+        if s.mask is None:
+            continue
+        m = Image.open(s.mask).convert("L")
+        if fit == "center-crop":  # same window as src/image/preprocess.ts placement()
+            w0, h0 = m.size
+            scale = max(width / w0, height / h0)
+            cw, ch = min(w0, round(width / scale)), min(h0, round(height / scale))
+            left, top = (w0 - cw) // 2, (h0 - ch) // 2
+            m = m.crop((left, top, left + cw, top + ch))
+        out[i] = np.asarray(m.resize((width, height), Image.NEAREST)) > 127
+    return out
+
+
 def intensity_remap(images: np.ndarray, target: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per image (gain, bias) remapping its pixels (all channels) to target mean/std, as intensityRemap in
     src/image/preprocess.ts; a flat image keeps gain 1."""

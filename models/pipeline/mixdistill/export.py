@@ -15,7 +15,7 @@ import torch
 from . import __version__, data
 from .anomaly_map import fuse, kernel_size_for, path_maps, reduce_score
 from .bundle import validate_manifest, write_card
-from .calibrate import path_normalization, threshold_from_normal
+from .calibrate import path_normalization, threshold_f1, threshold_from_normal
 from .train import Run, TrainConfig, load_split
 from .teachers.nsfwjs import REPO_ROOT
 
@@ -35,6 +35,7 @@ class ExportOptions:
     margin: float = 0.1
     description: str = ""
     card_notes: str = ""
+    defects: Path | None = None  # MVTec-layout folder whose test/<defect>/ images (and masks) make thresholds F1-optimal
     batch: int = 16
 
 
@@ -82,7 +83,7 @@ def export(opts: ExportOptions) -> Path:
     torch.manual_seed(cfg.seed)
     run = Run(cfg)
     state = torch.load(opts.run / opts.checkpoint, map_location="cpu")
-    run.student.load_state_dict(state["student"])
+    run.load_student(state["student"])
     run.student.eval()
     name = opts.out.name
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -102,9 +103,32 @@ def export(opts: ExportOptions) -> Path:
     fused = fuse([torch.from_numpy(m) for m in maps], [o for o, _ in norms], [s for _, s in norms], weights, opts.sigma, ksize)
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
+    method = "normal-quantile"
+    description = f"threshold = p99 + {opts.margin} * (p99 - p50) of normal validation scores; low = p50"
     image_cal = threshold_from_normal(scores, opts.margin)
     pixel_cal = threshold_from_normal(per_image_max, opts.margin)
     pixel_cal["low"] = float(np.median(fused.numpy()))
+    if opts.defects and not (opts.defects / "test").is_dir():
+        raise FileNotFoundError(f"--defects {opts.defects}: expected an MVTec-layout folder with test/<defect>/ images")
+    defective = [s for s in data.test_samples(opts.defects) if s.defect != "good"] if opts.defects else []
+    if opts.defects and not defective:
+        log.warning("%s holds no defective images: thresholds stay normal-quantile", opts.defects)
+    if defective:
+        method = "f1-optimal"
+        d_imgs = data.prepare(defective, cfg.width, cfg.height, cfg.fit, opts.run.parent / ".cache")
+        d_fused = fuse([torch.from_numpy(m) for m in collect_maps(run, d_imgs, opts.batch)], [o for o, _ in norms],
+                       [s for _, s in norms], weights, opts.sigma, ksize)
+        image_cal, image_how = threshold_f1(image_cal, scores, reduce_score(d_fused, reduction).numpy())
+        masks = data.prepare_masks(defective, cfg.width, cfg.height, cfg.fit)
+        d_px = d_fused.numpy()
+        if masks.any():
+            normal_px = np.concatenate([fused.numpy().ravel(), d_px[~masks]])
+            pixel_cal, pixel_how = threshold_f1(pixel_cal, normal_px, d_px[masks], binned=True)
+        else:
+            pixel_how = "no masks: pixel threshold kept p99 + margin of each normal image's maximum"
+        description = (f"F1-optimal on {len(val_set)} normal validation and {len(defective)} defective images; "
+                       f"image: {image_how}; pixel: {pixel_how}; low = normal median")
+        log.info("calibration: %s", description)
 
     log_lines = [json.loads(l) for l in (opts.run / "log.jsonl").read_text().splitlines() if l.strip()]
     manifest = {
@@ -118,16 +142,14 @@ def export(opts: ExportOptions) -> Path:
                   **({"normalizeIntensity": cfg.normalize_intensity} if cfg.normalize_intensity else {})},
         "teacher": {"file": "teacher.onnx", "architecture": cfg.teacher,
                     "outputs": [{"name": t.name, "stride": t.stride, "channels": t.channels} for t in run.taps]},
-        "student": {"file": "student.onnx", "architecture": f"resnet-basic-blocks widths={[s[-1].conv2.out_channels for s in run.student.stages]} blocks={cfg.blocks}",
+        "student": {"file": "student.onnx", "architecture": run.student.describe(),
                     "outputs": [{"name": n, "imitates": run.taps[p.teacher_tap].name, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
                                  "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}
                                 for n, p in zip(out_names, run.paths)]},
         "fusion": {"paths": [{"student": n, "weight": w, "offset": o, "scale": s} for n, w, (o, s) in zip(out_names, weights, norms)],
                    "sigma": opts.sigma, "kernelSize": ksize, "reduction": reduction},
-        "calibration": {"method": "normal-quantile",
-                        "description": f"threshold = p99 + {opts.margin} * (p99 - p50) of normal validation scores; low = p50",
-                        "image": image_cal, "pixel": pixel_cal,
-                        "validation": {"normalImages": len(val_set), "defectiveImages": 0}},
+        "calibration": {"method": method, "description": description, "image": image_cal, "pixel": pixel_cal,
+                        "validation": {"normalImages": len(val_set), "defectiveImages": len(defective)}},
         "provenance": {
             "createdAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "teacher": run.teacher.source,

@@ -1,9 +1,17 @@
-"""The student: a randomly initialised CNN with one stage per teacher tap, and a small head per path.
+"""The student: a CNN with one stage per teacher tap, and a small head per path.
 
 Paths (the paper's mixed distillation):
 - direct    student stage i    -> teacher tap i            (layer-wise)
 - skip      deepest stage      -> shallowest teacher tap  (cross-layer: deep student learns shallow teacher)
 - symmetric shallowest stage   -> deepest teacher tap     (cross-layer: shallow student learns deep teacher)
+
+Two bodies, chosen by configuration (`--student`):
+- forward (STPM): a randomly initialised ResNet of basic blocks that sees the image, one stage per tap stride.
+- reverse (RD4AD): the frozen teacher encodes the image, a trainable bottleneck fuses its taps into one small
+  embedding at half the deepest resolution, and a decoder climbs back to each tap's resolution. Stage i is the
+  decoder stage at tap i's resolution, so "deep" and "shallow" keep their meaning for the mixed paths. The
+  bottleneck is why it works: what it cannot compress (what normal images never showed) the decoder cannot
+  restore, while a forward student of the same capacity learns to copy the teacher on anything.
 
 Choices the paper leaves open, and why:
 - Stages are ResNet basic blocks (as STPM's ResNet18 student), widths configurable; they reach each tap's
@@ -105,12 +113,14 @@ def _log2(n: int) -> int:
     return k
 
 
-class Student(nn.Module):
-    def __init__(self, taps: list[Tap], paths: list[PathSpec], widths: list[int], blocks: int = 2):
+STUDENT_KINDS = ("forward", "reverse")
+
+
+class ForwardBody(nn.Module):
+    """STPM-style: image -> stem -> one ResNet stage per tap stride."""
+
+    def __init__(self, taps: list[Tap], widths: list[int], blocks: int):
         super().__init__()
-        if len(widths) != len(taps):
-            raise ValueError(f"{len(widths)} stage widths for {len(taps)} taps")
-        self.taps, self.paths = taps, paths
         first = taps[0].stride
         # Stem: down to the first tap's stride with stride-2 convs (as ResNet's conv1+pool reach s4).
         stem: list[nn.Module] = []
@@ -124,16 +134,93 @@ class Student(nn.Module):
         prev_stride = first
         for i, tap in enumerate(taps):
             ratio = tap.stride // prev_stride
-            layers: list[nn.Module] = []
-            for j in range(blocks):
-                stride = 2 if (j == 0 and ratio == 2) else 1
-                layers.append(BasicBlock(cin, widths[i], stride))
-                cin = widths[i]
             if ratio not in (1, 2):
                 raise ValueError(f"tap {tap.name}: stride {tap.stride} after {prev_stride}; consecutive taps must differ by at most 2x")
+            layers: list[nn.Module] = []
+            for j in range(blocks):
+                layers.append(BasicBlock(cin, widths[i], 2 if (j == 0 and ratio == 2) else 1))
+                cin = widths[i]
             self.stages.append(nn.Sequential(*layers))
             prev_stride = tap.stride
+
+    def forward(self, x: torch.Tensor, teacher_feats: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        feats = []
+        y = self.stem(x)
+        for stage in self.stages:
+            y = stage(y)
+            feats.append(y)
+        return feats
+
+
+class ReverseBody(nn.Module):
+    """RD4AD-style: frozen encoder -> multi-scale fusion -> one-class bottleneck -> decoder, deep to shallow."""
+
+    def __init__(self, taps: list[Tap], widths: list[int], blocks: int, encoder: nn.Module):
+        super().__init__()
+        self.taps = taps
+        self.encoder = encoder  # the teacher itself: frozen, stays in eval mode (its train() refuses)
+        deep = taps[-1]
+        # Multi-scale fusion: every shallower tap is brought down to the deepest tap's grid with stride-2 convs.
+        self.fuse = nn.ModuleList()
+        for t in taps[:-1]:
+            layers: list[nn.Module] = []
+            c = t.channels
+            for _ in range(_log2(max(1, deep.stride // t.stride))):
+                layers.append(conv_bn_relu(c, deep.channels, 2))
+                c = deep.channels
+            self.fuse.append(nn.Sequential(*layers))
+        bottleneck = 2 * widths[-1]
+        fused = deep.channels * len(taps)
+        self.embed = nn.Sequential(nn.Conv2d(fused, bottleneck, 1, bias=False), nn.BatchNorm2d(bottleneck), nn.ReLU(inplace=True),
+                                   BasicBlock(bottleneck, bottleneck, 2))
+        self.stages = nn.ModuleList()  # indexed like taps (shallow to deep), run deep to shallow
+        cin = bottleneck
+        up: list[nn.Module] = [None] * len(taps)  # type: ignore[list-item]
+        for i in reversed(range(len(taps))):
+            layers = [conv_bn_relu(cin, widths[i])] + [BasicBlock(widths[i], widths[i], 1) for _ in range(blocks - 1)]
+            up[i] = nn.Sequential(*layers)
+            cin = widths[i]
+        self.stages.extend(up)
+
+    def forward(self, x: torch.Tensor, teacher_feats: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        if teacher_feats is None:
+            with torch.no_grad():
+                teacher_feats = self.encoder(x)
+        deep = self.taps[-1]
+        grid = (deep.height, deep.width)
+        parts = []
+        for f, down in zip(teacher_feats[:-1], self.fuse):
+            f = down(f)
+            if f.shape[-2:] != grid:  # 'valid'-padded teachers: taps are not stride-exact
+                f = F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+            parts.append(f)
+        y = self.embed(torch.cat(parts + [teacher_feats[-1]], 1))
+        feats: list[torch.Tensor] = [y] * len(self.taps)
+        for i in reversed(range(len(self.taps))):
+            t = self.taps[i]
+            y = F.interpolate(y, size=(t.height, t.width), mode="bilinear", align_corners=False)
+            y = self.stages[i](y)
+            feats[i] = y
+        return feats
+
+
+class Student(nn.Module):
+    def __init__(self, taps: list[Tap], paths: list[PathSpec], widths: list[int], blocks: int = 2,
+                 kind: str = "forward", encoder: nn.Module | None = None):
+        super().__init__()
+        if len(widths) != len(taps):
+            raise ValueError(f"{len(widths)} stage widths for {len(taps)} taps")
+        if kind not in STUDENT_KINDS:
+            raise ValueError(f"unknown student {kind!r}; choose from {STUDENT_KINDS}")
+        if kind == "reverse" and encoder is None:
+            raise ValueError("a reverse student needs the teacher as its encoder")
+        self.taps, self.paths, self.kind, self.widths, self.blocks = taps, paths, kind, widths, blocks
+        self.body = ForwardBody(taps, widths, blocks) if kind == "forward" else ReverseBody(taps, widths, blocks, encoder)
         self.heads = nn.ModuleList([self._head(p, widths) for p in paths])  # in path order
+
+    def describe(self) -> str:
+        name = "resnet-basic-blocks" if self.kind == "forward" else "reverse-distillation decoder (frozen teacher encoder, one-class bottleneck)"
+        return f"{name} widths={self.widths} blocks={self.blocks}"
 
     def _head(self, p: PathSpec, widths: list[int]) -> nn.Module:
         src_stride = self.taps[p.student_stage].stride
@@ -152,12 +239,10 @@ class Student(nn.Module):
         layers.append(nn.Conv2d(c, dst.channels, 1))
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        y = self.stem(x)
-        for stage in self.stages:
-            y = stage(y)
-            feats.append(y)
+    def forward(self, x: torch.Tensor, teacher_feats: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """teacher_feats: the teacher's taps of x when the caller has them (training), so a reverse student
+        does not run the encoder twice; exported graphs compute them from x."""
+        feats = self.body(x, teacher_feats)
         outs = []
         for p, head in zip(self.paths, self.heads):
             y = head(feats[p.student_stage])

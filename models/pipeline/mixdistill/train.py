@@ -30,6 +30,7 @@ class TrainConfig:
     taps: list[str] | None = None
     paths: list[str] = field(default_factory=lambda: ["direct", "skip", "symmetric"])
     path_weights: dict[str, float] = field(default_factory=dict)  # by kind; default 1
+    student: str = "forward"  # forward (STPM) | reverse (RD4AD: frozen teacher encoder, bottleneck, decoder)
     widths: list[int] | None = None
     blocks: int = 2
     width: int = 256
@@ -61,8 +62,14 @@ class Run:
         self.taps = taps_of(self.teacher.shapes, cfg.height)
         self.paths = plan_paths(len(self.taps), cfg.paths)
         widths = cfg.widths or [max(64, 2 * t.channels) for t in self.taps]
-        self.student = Student(self.taps, self.paths, widths, cfg.blocks)
+        self.student = Student(self.taps, self.paths, widths, cfg.blocks, cfg.student, self.teacher.module)
         self.loss_weights = [cfg.path_weights.get(p.kind, 1.0) for p in self.paths]
+
+    def load_student(self, state: dict) -> None:
+        # Checkpoints written before the student had a body/heads split name forward-body layers at the top.
+        if any(k.startswith(("stem.", "stages.")) for k in state):
+            state = {("body." + k if k.startswith(("stem.", "stages.")) else k): v for k, v in state.items()}
+        self.student.load_state_dict(state)
 
     def targets(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """Teacher features paired with student outputs, path by path."""
@@ -83,7 +90,8 @@ def evaluate_loss(run: Run, images: np.ndarray, batch: int) -> list[float]:
     with torch.no_grad():
         for i in range(0, len(images), batch):
             x = run.tensors(images[i:i + batch])
-            _, per = mixed_distillation_loss(run.targets(run.teacher.module(x)), run.student(x), run.loss_weights)
+            feats = run.teacher.module(x)
+            _, per = mixed_distillation_loss(run.targets(feats), run.student(x, feats), run.loss_weights)
             sums += np.array(per) * len(x)
     return list(sums / max(1, len(images)))
 
@@ -102,7 +110,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     log.info("teacher %s taps %s; %d training, %d validation images; paths %s",
              cfg.teacher, run.teacher.taps, len(fit_set), len(val_set), [p.output_name(run.taps) for p in run.paths])
 
-    opt = torch.optim.Adam(run.student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam([p for p in run.student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(train_imgs) // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
     start, best = 0, float("inf")
@@ -111,7 +119,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         state = torch.load(ckpt, map_location="cpu")
         if state["config"] != asdict(cfg):
             raise ValueError(f"{ckpt} was written with another configuration; use a new --out or --no-resume")
-        run.student.load_state_dict(state["student"])
+        run.load_student(state["student"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, best = state["epoch"], state["best"]
@@ -139,7 +147,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                         x = x.flip(2)
                 with torch.no_grad():
                     feats = run.teacher.module(x)
-                loss, _ = mixed_distillation_loss(run.targets(feats), run.student(x), run.loss_weights)
+                loss, _ = mixed_distillation_loss(run.targets(feats), run.student(x, feats), run.loss_weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -72,3 +72,34 @@ def test_service_loads_the_bundle(trained):
     out = subprocess.run(["node", "-e", "import('./dist/src/bundle/load.js').then(m => m.loadBundle(process.argv[1])).then(b => console.log(b.manifest.name))", str(bundle)],
                          cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "tiny-e2e"
+
+
+@pytest.fixture(scope="module")
+def trained_reverse(trained):
+    """A reverse (RD4AD-style) student, exported with defective validation images for F1-optimal thresholds."""
+    cat, run, _ = trained
+    rev = run.parent / "tiny-reverse"
+    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse",
+                 "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
+    bundle = run.parent.parent / "models" / "tiny-reverse"
+    assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat)]) == 0
+    return cat, rev, bundle
+
+
+def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
+    _, _, bundle = trained_reverse
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    validate_manifest(manifest)
+    assert manifest["student"]["architecture"].startswith("reverse-distillation decoder")
+    cal = manifest["calibration"]
+    assert cal["validation"] == {"normalImages": 4, "defectiveImages": 3}
+    assert cal["method"] == "f1-optimal"
+    for level in ("image", "pixel"):
+        assert cal[level]["low"] < cal[level]["threshold"]
+    assert "defective ones" in (bundle / "MODEL_CARD.md").read_text()
+
+
+def test_reverse_student_service_scoring_matches_pytorch(trained_reverse):
+    cat, run, bundle = trained_reverse
+    result = parity(bundle, run, "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    assert result["ok"], result

@@ -50,3 +50,64 @@ def test_cross_layer_heads_resample():
     skip, sym = student.heads
     assert any(type(m).__name__ == "Upsample" for m in skip.modules())
     assert sum(1 for m in sym.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)) == 2
+
+
+class FakeEncoder(torch.nn.Module):
+    """Stands in for a teacher in shape tests: strided convs reaching each tap's size, frozen like a teacher."""
+
+    def __init__(self, taps):
+        super().__init__()
+        self.taps = taps
+        self.convs = torch.nn.ModuleList([torch.nn.Conv2d(3, t.channels, 3, padding=1) for t in taps])
+        self.bn = torch.nn.BatchNorm2d(3)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode=True):
+        return super().train(False)
+
+    def forward(self, x):
+        x = self.bn(x)
+        return [torch.nn.functional.adaptive_avg_pool2d(c(x), (t.height, t.width)) for c, t in zip(self.convs, self.taps)]
+
+
+@pytest.mark.parametrize("taps", [
+    taps_mnv2(),
+    taps_of({"activation_5": (192, 60, 60), "mixed2": (288, 29, 29), "mixed5": (768, 14, 14)}, 256),
+])
+def test_reverse_student_outputs_match_every_tap(taps):
+    paths = plan_paths(len(taps), ["direct", "skip", "symmetric"])
+    student = Student(taps, paths, [32, 32, 64], blocks=2, kind="reverse", encoder=FakeEncoder(taps))
+    outs = student(torch.rand(2, 3, 256, 256))
+    for out, p in zip(outs, paths):
+        t = taps[p.teacher_tap]
+        assert tuple(out.shape) == (2, t.channels, t.height, t.width), p
+    assert student.describe().startswith("reverse-distillation decoder")
+
+
+def test_reverse_student_keeps_its_encoder_frozen_and_can_reuse_the_teachers_features():
+    taps = taps_mnv2()
+    enc = FakeEncoder(taps)
+    student = Student(taps, plan_paths(3, ["direct"]), [32, 32, 64], kind="reverse", encoder=enc)
+    student.train()
+    assert not enc.training and not enc.bn.training
+    trainable = {id(p) for p in student.parameters() if p.requires_grad}
+    assert trainable and not trainable & {id(p) for p in enc.parameters()}
+    student.eval()
+    x = torch.rand(2, 3, 256, 256)
+    with torch.no_grad():
+        own = student(x)
+        given = student(x, enc(x))
+    for a, b in zip(own, given):
+        assert torch.equal(a, b)
+    # the decoder never sees the image except through the encoder: a different image with the same
+    # teacher features gives the same output
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(given, student(torch.zeros_like(x), enc(x))))
+
+
+def test_student_kind_is_checked():
+    with pytest.raises(ValueError):
+        Student(taps_mnv2(), plan_paths(3, ["direct"]), [32, 32, 64], kind="sideways")
+    with pytest.raises(ValueError):
+        Student(taps_mnv2(), plan_paths(3, ["direct"]), [32, 32, 64], kind="reverse")
