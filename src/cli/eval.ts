@@ -12,7 +12,7 @@ import { loadBundle } from '../bundle/load.js';
 import { loadConfig } from '../config.js';
 import { ModelEngine } from '../engine/model-engine.js';
 import { testSamples } from '../eval/dataset.js';
-import { computeReport, scoreAll, type Report } from '../eval/evaluate.js';
+import { computeReport, PathMetrics, scoreAll, type Report } from '../eval/evaluate.js';
 import { histogramSpec, proSpec, renderPng, rocSpec, sampleGrid } from '../eval/plots.js';
 import { decodeImage } from '../image/decode.js';
 import { resizeForModel } from '../image/preprocess.js';
@@ -50,6 +50,16 @@ export function summary(r: Report): string {
     ...rows.map(([d, g]) => `| ${d} | ${g.images} | ${fmt(g.imageAUROC)} | ${fmt(g.pixelAUROC)} | ${fmt(g.pixelAUPRO)} | ${fmt(g.imageF1)} | ${fmt(g.imageF1Max)} |`),
     '',
     'Per defect: that defect\'s images against all good test images.',
+    ...(r.perPath
+      ? [
+          '',
+          'Each path alone (its map through the same upsampling, smoothing and score reduction; before fusion):',
+          '',
+          '| path | kind | student layer → teacher layer | image AUROC | pixel AUROC | AUPRO |',
+          '|---|---|---|---|---|---|',
+          ...Object.entries(r.perPath).map(([name, p]) => `| \`${name}\` | ${p.path === 'direct' ? 'layer-wise' : `cross-layer (${p.path})`} | ${p.studentLayer} → ${p.teacherLayer} | ${fmt(p.imageAUROC)} | ${fmt(p.pixelAUROC)} | ${fmt(p.pixelAUPRO)} |`),
+        ]
+      : []),
   ].join('\n');
 }
 
@@ -65,15 +75,16 @@ const engine = await ModelEngine.create(bundle, {
 console.error(`evaluating ${bundle.manifest.name} ${bundle.manifest.version} on ${samples.length} images (${engine.status.provider})`);
 const t0 = performance.now();
 let last = 0;
+const perPath = new PathMetrics(bundle.manifest);
 const scores = await scoreAll(engine, samples, (done) => {
   if (done === samples.length || performance.now() - last > 2000) {
     last = performance.now();
     process.stderr.write(`\r  scored ${done}/${samples.length} (${((100 * done) / samples.length).toFixed(0)} %)`);
   }
-});
+}, 16, perPath);
 process.stderr.write('\n');
 await engine.close();
-const report = computeReport(engine, path.resolve(values.data), scores, (performance.now() - t0) / 1000);
+const report = { ...computeReport(engine, path.resolve(values.data), scores, (performance.now() - t0) / 1000), perPath: perPath.report() };
 await mkdir(out, { recursive: true });
 await writeFile(path.join(out, 'report.json'), JSON.stringify(report, null, 1) + '\n');
 const md = summary(report);

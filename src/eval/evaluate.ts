@@ -2,6 +2,11 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { ModelEngine } from '../engine/model-engine.js';
 import { scoreImage } from '../detect/detect.js';
+import { pathOutput } from '../graph/head.js';
+import { reduceScore } from '../maps/fuse.js';
+import { gaussianBlur } from '../maps/gaussian.js';
+import { resizeBilinear } from '../maps/resize.js';
+import type { Manifest } from '../bundle/manifest.js';
 import { auroc, f1At, f1Max, PixelMetrics, rocCurve, thin, type RocPoint } from './metrics.js';
 import type { TestSample } from './dataset.js';
 
@@ -21,12 +26,62 @@ export interface GroupMetrics {
   imageF1Max: number;
 }
 
+export interface PathReport {
+  path: string;
+  teacherLayer: string;
+  studentLayer: string;
+  imageAUROC: number;
+  pixelAUROC: number;
+  pixelAUPRO: number;
+}
+
+/**
+ * Each path's map on its own, through the fused map's upsampling, smoothing and reduction: what each
+ * layer-wise and cross-layer path contributes (the ablation's per-path view). Raw 1 - cos lies in [0, 2],
+ * which fixes the pixel bins before any image is seen.
+ */
+export class PathMetrics {
+  private readonly scores: number[][];
+  private readonly labels: boolean[] = [];
+  private readonly px: PixelMetrics[];
+
+  constructor(private readonly manifest: Manifest) {
+    this.scores = manifest.student.outputs.map(() => []);
+    this.px = manifest.student.outputs.map(() => new PixelMetrics(0, 2));
+  }
+
+  add(outputs: Awaited<ReturnType<typeof scoreImage>>['outputs'], mask: Uint8Array | null, defective: boolean): void {
+    const { width: W, height: H } = this.manifest.input;
+    const { sigma, kernelSize, reduction } = this.manifest.fusion;
+    this.labels.push(defective);
+    this.manifest.student.outputs.forEach((o, k) => {
+      const { data, dims } = outputs[pathOutput(o.name)];
+      const [h, w] = dims.slice(-2);
+      const map = gaussianBlur(resizeBilinear(data, h, w, H, W), H, W, sigma, kernelSize);
+      this.scores[k].push(reduceScore(map, reduction));
+      this.px[k].add(map, mask, W, H);
+    });
+  }
+
+  report(): Record<string, PathReport> {
+    return Object.fromEntries(this.manifest.student.outputs.map((o, k) => [o.name, {
+      path: o.path,
+      teacherLayer: o.imitates,
+      studentLayer: o.layer,
+      imageAUROC: auroc(this.scores[k], this.labels),
+      pixelAUROC: this.px[k].pixelAuroc(),
+      pixelAUPRO: this.px[k].aupro(0.3),
+    }]));
+  }
+}
+
 export interface Report extends GroupMetrics {
   model: { name: string; version: string };
   data: string;
   threshold: number;
   f1MaxThreshold: number;
   perDefect: Record<string, GroupMetrics>;
+  perPath?: Record<string, PathReport>;
   secondsPerImage: number;
   curves: { imageRoc: RocPoint[]; pixelRoc: { fpr: number; tpr: number }[]; pro: { fpr: number; pro: number }[] };
 }
@@ -43,7 +98,13 @@ async function maskAtInput(file: string, engine: ModelEngine): Promise<Uint8Arra
 }
 
 /** Scores every sample through the server's own path, a few at a time so that batches form. */
-export async function scoreAll(engine: ModelEngine, samples: TestSample[], onProgress?: (done: number) => void, concurrency = 16): Promise<Scores[]> {
+export async function scoreAll(
+  engine: ModelEngine,
+  samples: TestSample[],
+  onProgress?: (done: number) => void,
+  concurrency = 16,
+  paths?: PathMetrics,
+): Promise<Scores[]> {
   const out: Scores[] = new Array(samples.length);
   let next = 0, done = 0;
   const worker = async () => {
@@ -53,6 +114,7 @@ export async function scoreAll(engine: ModelEngine, samples: TestSample[], onPro
       const scored = await scoreImage(engine, await readFile(s.file), i, { maxPixels: 400_000_000 });
       const mask = s.defect === 'good' ? null : s.mask ? await maskAtInput(s.mask, engine) : new Uint8Array(scored.map.length);
       out[i] = { sample: s, score: scored.score, map: Float32Array.from(scored.map), mask };
+      paths?.add(scored.outputs, mask, s.defect !== 'good');
       onProgress?.(++done);
     }
   };
