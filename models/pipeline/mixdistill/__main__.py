@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--sigma", type=float, default=4.0)
     e.add_argument("--reduction", default="max", help="max or topk-mean:K")
     e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
+    e.add_argument("--select-fusion", action="store_true",
+                   help="choose the fusion weights (all paths, one alone, all but one) on the validation images with synthetic defects painted on them")
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--defects", type=Path, default=None,
                    help="MVTec-layout folder with defective validation images (test/<defect>/, ground_truth/<defect>/): F1-optimal thresholds instead of normal-quantile ones; never the set you evaluate on")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         export(ExportOptions(run=Path(args.run), out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
-                             margin=args.margin, description=args.description, defects=args.defects,
+                             margin=args.margin, description=args.description, defects=args.defects, select_fusion=args.select_fusion,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
         return 0
     if args.cmd == "parity":

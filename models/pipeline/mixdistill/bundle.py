@@ -31,6 +31,15 @@ METRICS_START = "<!-- metrics:start -->"
 METRICS_END = "<!-- metrics:end -->"
 
 
+def _selection_text(sel: dict | None) -> str:
+    if not sel:
+        return "Weights were set at export (default 1 each), not chosen on data.\n"
+    rows = "\n".join(f"| {'**' + r['name'] + '**' if r['chosen'] else r['name']} | {r['imageAUROC']:.3f} | {r['pixelAUROC']:.3f} | {r['mean']:.3f} |"
+                     for r in sel["candidates"])
+    return (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
+            f"| candidate | image AUROC | pixel AUROC | mean |\n|---|---|---|---|\n{rows}\n")
+
+
 def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str = "") -> None:
     p = manifest["provenance"]
     cfg = p["training"]["config"]
@@ -74,7 +83,7 @@ random flips: {cfg['augment']}, seed {cfg['seed']}. Training time on this machin
 Maps: 1 - cos per path, bilinear to the input size, (d - offset) / scale * weight summed, Gaussian sigma
 {manifest['fusion']['sigma']} (kernel {manifest['fusion']['kernelSize']}), image score `{manifest['fusion']['reduction']['kind']}`.
 Offsets and scales put each path's normal validation values at mean 0 and 99.9th percentile 1.
-
+{_selection_text(p.get('fusionSelection'))}
 | output | weight | offset | scale |
 |---|---|---|---|
 {fusion}

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import torch
 
-from . import __version__, data
+from . import __version__, data, fusion_select, synthetic_defects
 from .anomaly_map import fuse, kernel_size_for, path_maps, reduce_score
 from .bundle import validate_manifest, write_card
 from .calibrate import path_normalization, threshold_f1, threshold_from_normal
@@ -35,6 +35,7 @@ class ExportOptions:
     margin: float = 0.1
     description: str = ""
     card_notes: str = ""
+    select_fusion: bool = False  # choose fusion weights on validation images with synthetic defects
     defects: Path | None = None  # MVTec-layout folder whose test/<defect>/ images (and masks) make thresholds F1-optimal
     batch: int = 16
 
@@ -100,6 +101,18 @@ def export(opts: ExportOptions) -> Path:
     weights = [opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0)) for n, p in zip(out_names, run.paths)]
     ksize = kernel_size_for(opts.sigma)
     reduction = parse_reduction(opts.reduction)
+    selection = None
+    if opts.select_fusion:
+        if opts.fusion_weights:
+            raise ValueError("--select-fusion chooses the weights itself; drop --fusion-weights")
+        d_imgs, d_masks, kinds = synthetic_defects.paint(val_imgs, cfg.seed)
+        d_maps = collect_maps(run, d_imgs, opts.batch)
+        weights, rows = fusion_select.select([torch.from_numpy(m) for m in maps], [torch.from_numpy(m) for m in d_maps], d_masks, norms,
+                                             out_names, opts.sigma, ksize, reduction, cfg.seed)
+        selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
+                             f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.seed}",
+                     "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
+        log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in rows if r["chosen"]))
     fused = fuse([torch.from_numpy(m) for m in maps], [o for o, _ in norms], [s for _, s in norms], weights, opts.sigma, ksize)
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
@@ -160,6 +173,7 @@ def export(opts: ExportOptions) -> Path:
                          "finalValLoss": log_lines[-1]["val_loss"] if log_lines else None,
                          "torch": torch.__version__},
             "code": {"pipeline": __version__, "commit": _git_commit()},
+            **({"fusionSelection": selection} if selection else {}),
         },
     }
     validate_manifest(manifest)

@@ -82,7 +82,8 @@ def trained_reverse(trained):
     assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse",
                  "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
-    assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat)]) == 0
+    assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
+                 "--select-fusion"]) == 0
     return cat, rev, bundle
 
 
@@ -96,7 +97,14 @@ def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
     assert cal["method"] == "f1-optimal"
     for level in ("image", "pixel"):
         assert cal[level]["low"] < cal[level]["threshold"]
-    assert "defective ones" in (bundle / "MODEL_CARD.md").read_text()
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "defective ones" in card
+    # fusion weights chosen on synthetic defects: the chosen candidate's weights are the bundle's
+    sel = manifest["provenance"]["fusionSelection"]
+    chosen = [r for r in sel["candidates"] if r["chosen"]]
+    assert len(chosen) == 1 and len(sel["candidates"]) == 1 + 2 * len(manifest["student"]["outputs"])
+    assert [p["weight"] for p in manifest["fusion"]["paths"]] == chosen[0]["weights"]
+    assert "the test set played no part" in card
 
 
 def test_reverse_student_service_scoring_matches_pytorch(trained_reverse):

@@ -1,0 +1,61 @@
+"""Choosing the fusion weights on validation data: normal held-out images and synthetic defects painted on
+them (synthetic_defects.py), never the test set.
+
+Candidates: every path with weight 1 (the default), each path alone, and every path but one. Each is scored
+by the mean of image AUROC and pixel AUROC on the synthetic set; ties keep the candidate with more paths.
+The table of all candidates goes into the manifest and the model card, so the choice can be checked.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .anomaly_map import fuse, reduce_score
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney AUROC with average ranks for ties."""
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels, bool)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2)[inverse]  # 1-based, averaged over ties
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def candidates(names: list[str]) -> list[tuple[str, list[float]]]:
+    n = len(names)
+    out = [("all paths", [1.0] * n)]
+    if n > 1:
+        out += [(f"only {name}", [1.0 if j == i else 0.0 for j in range(n)]) for i, name in enumerate(names)]
+        if n > 2:
+            out += [(f"without {name}", [0.0 if j == i else 1.0 for j in range(n)]) for i, name in enumerate(names)]
+    return out
+
+
+def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
+           names: list[str], sigma: float, ksize: int, reduction: dict, seed: int = 0, negatives: int = 400_000) -> tuple[list[float], list[dict]]:
+    """Weights of the best candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, mean)."""
+    rng = np.random.default_rng(seed)
+    n_normal = normal_maps[0].shape[0]
+    labels = np.r_[np.zeros(n_normal, bool), np.ones(defect_maps[0].shape[0], bool)]
+    # Pixel AUROC on every defect pixel and a fixed random sample of the normal ones (same for all candidates).
+    px_neg = np.concatenate([np.ones((n_normal,) + masks.shape[1:], bool), ~masks]).ravel()
+    neg_idx = rng.choice(np.flatnonzero(px_neg), size=min(negatives, int(px_neg.sum())), replace=False)
+    pos_idx = np.flatnonzero(np.concatenate([np.zeros((n_normal,) + masks.shape[1:], bool), masks]).ravel())
+    px_labels = np.r_[np.zeros(len(neg_idx), bool), np.ones(len(pos_idx), bool)]
+    offsets, scales = [o for o, _ in norms], [s for _, s in norms]
+    rows = []
+    for name, weights in candidates(names):
+        fused = torch.cat([fuse(normal_maps, offsets, scales, weights, sigma, ksize), fuse(defect_maps, offsets, scales, weights, sigma, ksize)])
+        scores = reduce_score(fused, reduction).numpy()
+        flat = fused.numpy().ravel()
+        img, px = auroc(scores, labels), auroc(np.r_[flat[neg_idx], flat[pos_idx]], px_labels)
+        rows.append({"name": name, "weights": weights, "imageAUROC": img, "pixelAUROC": px, "mean": (img + px) / 2})
+    best = max(rows, key=lambda r: (round(r["mean"], 4), sum(w > 0 for w in r["weights"])))
+    for r in rows:
+        r["chosen"] = r is best
+    return best["weights"], rows

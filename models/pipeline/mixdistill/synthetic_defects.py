@@ -1,0 +1,100 @@
+"""Synthetic defects painted on normal validation images, for the design decisions that need defective
+examples without looking at the test set (which paths to fuse, with which weights).
+
+Four kinds, after the defects of surface inspection data sets (MTD's blowholes, cracks, breaks/frays,
+uneven areas); one per image, cycling:
+- line:   a thin dark polyline, 1-3 px wide (cracks, scratches);
+- spot:   a dark ellipse with a soft rim, 4-12 px radius (blowholes, pits);
+- patch:  a rectangle of texture cut from another image, rotated a quarter turn (breaks, frays, foreign matter);
+- uneven: a broad Gaussian brightness change of 25-40 % (uneven surface, stains).
+They prove that a path reacts to local change; they are not the line's real defects, so choices made on
+them are written down as such.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("line", "spot", "patch", "uneven")
+
+
+def _disc_mask(h: int, w: int, cy: np.ndarray, cx: np.ndarray, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    m = np.zeros((h, w), bool)
+    for y, x in zip(cy, cx):
+        y0, y1, x0, x1 = int(max(0, y - r - 1)), int(min(h, y + r + 2)), int(max(0, x - r - 1)), int(min(w, x + r + 2))
+        m[y0:y1, x0:x1] |= (yy[y0:y1, x0:x1] - y) ** 2 + (xx[y0:y1, x0:x1] - x) ** 2 <= r * r
+    return m
+
+
+def line(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    pts = [np.array([rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w])]
+    for _ in range(int(rng.integers(2, 5))):
+        ang = rng.uniform(0, 2 * np.pi)
+        step = rng.uniform(0.08, 0.2) * min(h, w)
+        pts.append(np.clip(pts[-1] + step * np.array([np.sin(ang), np.cos(ang)]), 0, [h - 1, w - 1]))
+    ys, xs = [], []
+    for a, b in zip(pts[:-1], pts[1:]):
+        n = int(np.ceil(np.abs(b - a).max())) + 1
+        ys.append(np.linspace(a[0], b[0], n))
+        xs.append(np.linspace(a[1], b[1], n))
+    mask = _disc_mask(h, w, np.concatenate(ys), np.concatenate(xs), rng.uniform(0.6, 1.6))
+    out = img.astype(np.float32)
+    out[mask] *= rng.uniform(0.3, 0.6)
+    return out, mask
+
+
+def spot(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    cy, cx = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w
+    ry, rx = rng.uniform(4, 12, 2)
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
+    weight = np.clip(1.5 - d, 0, 1)  # full inside, soft rim out to 1.5 radii
+    out = img.astype(np.float32) * (1 - weight[..., None] * rng.uniform(0.5, 0.8))
+    return out, d <= 1.0
+
+
+def patch(img: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    s = int(rng.integers(16, 48)) * min(h, w) // 256 or 4
+    y, x = int(rng.integers(0, h - s)), int(rng.integers(0, w - s))
+    sy, sx = int(rng.integers(0, h - s)), int(rng.integers(0, w - s))
+    out = img.astype(np.float32)
+    out[y:y + s, x:x + s] = np.rot90(other[sy:sy + s, sx:sx + s]).astype(np.float32)
+    mask = np.zeros((h, w), bool)
+    mask[y:y + s, x:x + s] = True
+    return out, mask
+
+
+def uneven(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+    sigma = rng.uniform(0.08, 0.15) * min(h, w)
+    yy, xx = np.mgrid[0:h, 0:w]
+    g = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma))
+    gain = rng.uniform(0.25, 0.4) * rng.choice([-1, 1])
+    out = img.astype(np.float32) * (1 + gain * g[..., None])
+    return out, g > 0.5
+
+
+def paint(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """uint8 [N, H, W, 3] normal images -> (defective copies, bool masks [N, H, W], kind of each)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(images)
+    masks = np.zeros(images.shape[:3], bool)
+    kinds = []
+    for i, img in enumerate(images):
+        kind = KINDS[i % len(KINDS)]
+        if kind == "line":
+            y, m = line(img, rng)
+        elif kind == "spot":
+            y, m = spot(img, rng)
+        elif kind == "patch":
+            y, m = patch(img, images[(i + 1 + int(rng.integers(0, len(images) - 1))) % len(images)] if len(images) > 1 else img, rng)
+        else:
+            y, m = uneven(img, rng)
+        out[i] = np.clip(np.rint(y), 0, 255).astype(np.uint8)
+        masks[i] = m
+        kinds.append(kind)
+    return out, masks, kinds

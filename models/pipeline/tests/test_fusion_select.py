@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mixdistill.fusion_select import auroc, candidates, select  # noqa: E402
+from mixdistill.synthetic_defects import KINDS, paint  # noqa: E402
+
+
+def test_auroc_with_ties_matches_pair_counting():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 60).astype(float)
+    y = rng.random(60) < 0.4
+    pairs = [(1.0 if a > b else 0.5 if a == b else 0.0) for a in s[y] for b in s[~y]]
+    assert auroc(s, y) == pytest.approx(np.mean(pairs))
+
+
+def test_candidates():
+    names = ["a", "b", "c"]
+    got = dict(candidates(names))
+    assert got["all paths"] == [1, 1, 1]
+    assert got["only b"] == [0, 1, 0]
+    assert got["without a"] == [0, 1, 1]
+    assert len(got) == 7
+
+
+def test_synthetic_defects_are_seeded_and_masked():
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(60, 200, (8, 64, 64, 3)).astype(np.uint8)
+    a, masks, kinds = paint(imgs, seed=3)
+    b, masks_b, _ = paint(imgs, seed=3)
+    assert np.array_equal(a, b) and np.array_equal(masks, masks_b)
+    assert kinds == list(KINDS) * 2
+    for i, kind in enumerate(kinds):
+        assert masks[i].any(), kind
+        changed = np.abs(a[i].astype(int) - imgs[i]).max(-1) > 0
+        assert changed[masks[i]].mean() > 0.5, kind  # the defect is where its mask says
+        if kind in ("line", "patch"):
+            assert not changed[~masks[i]].any(), kind
+
+
+def test_select_prefers_the_path_that_sees_the_defects():
+    rng = np.random.default_rng(2)
+    n, h, w = 12, 32, 32
+    masks = np.zeros((n, h, w), bool)
+    masks[:, 10:16, 10:16] = True
+    normal = [torch.from_numpy(rng.random((n, h, w)).astype(np.float32)) for _ in range(2)]
+    signal = rng.random((n, h, w)).astype(np.float32)
+    signal[masks] += 3.0
+    defect = [torch.from_numpy(signal), torch.from_numpy(rng.random((n, h, w)).astype(np.float32) * 5)]  # path b: loud noise
+    weights, rows = select(normal, defect, masks, [(0.5, 0.5), (0.5, 0.5)], ["a", "b"], sigma=1.0, ksize=9, reduction={"kind": "max"})
+    chosen = [r for r in rows if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["name"] == "only a" and weights == [1.0, 0.0]
+    assert chosen[0]["imageAUROC"] == pytest.approx(1.0)
