@@ -35,6 +35,7 @@ t.test('a bundle with a problem is refused with a message naming it', async (t) 
     ['wrong-name', (_d, m) => ({ ...m, name: 'other' }), /differs from its folder/],
     ['wrong-output', (_d, m) => { m.student.outputs[0].name = 'direct.nothing'; m.fusion.paths[0].student = 'direct.nothing'; return m; }, /student\.onnx has no output "direct\.nothing"/],
     ['wrong-channels', (_d, m) => { m.teacher.outputs[0].channels = 99; m.student.outputs.forEach((o: any) => { if (o.imitates === m.teacher.outputs[0].name) o.channels = 99; }); return m; }, /has 24 channels, the manifest says 99/],
+    ['short-standardize', (_d, m) => { m.teacher.outputs[0].standardize = { mean: [0, 0], std: [1, 1] }; return m; }, /standardize lists 2 means and 2 stds for 24 channels/],
     ['wrong-size', (_d, m) => ({ ...m, input: { ...m.input, width: 128, height: 128 } }), /input is 64x64, the manifest says 128x128/],
     ['unknown-imitation', (_d, m) => { m.student.outputs[0].imitates = 'nowhere'; return m; }, /imitates unknown teacher output/],
     ['bad-calibration', (_d, m) => { m.calibration.image.low = m.calibration.image.threshold + 1; return m; }, /low must be below its threshold/],

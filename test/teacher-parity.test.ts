@@ -9,6 +9,13 @@ import { tfjsTaps } from './helpers/tfjs-teacher.js';
 
 // The teacher in a bundle is a PyTorch port of an nsfwjs Keras network, exported to ONNX. Here it is
 // checked against the original network run by tfjs: relative L2 error <= 1e-5 at every tap.
+/** What a standardised teacher outputs: the original tap, (f - mean) / std per channel (NCHW, batch 1). */
+function standardized(f: Float32Array, st?: { mean: number[]; std: number[] }): Float32Array {
+  if (!st) return f;
+  const plane = f.length / st.mean.length;
+  return f.map((v, i) => (v - st.mean[Math.floor(i / plane)]) / st.std[Math.floor(i / plane)]);
+}
+
 const bundles = [TINY, path.join(DEFAULT_MODELS_DIR, 'mtd-mnv2')].filter((d) => existsSync(path.join(d, 'manifest.json')));
 
 for (const dir of bundles) {
@@ -26,7 +33,7 @@ for (const dir of bundles) {
     const taps = m.teacher.outputs.map((o) => o.name);
     const want = await tfjsTaps(spec.slice('nsfwjs:'.length), taps, H, W, x);
     taps.forEach((tap, k) => {
-      const a = got[tap].data as Float32Array, b = want[k];
+      const a = got[tap].data as Float32Array, b = standardized(want[k], m.teacher.outputs[k].standardize);
       let num = 0, den = 0;
       for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
       const rel = Math.sqrt(num / den);

@@ -92,6 +92,12 @@ export async function loadBundle(dir: string): Promise<Bundle> {
   const student = await readModel(dir, name, manifest.student.file);
   checkInput(name, manifest.teacher.file, teacher.io, manifest);
   checkInput(name, manifest.student.file, student.io, manifest);
+  for (const o of manifest.teacher.outputs) {
+    const st = o.standardize;
+    if (st && (st.mean.length !== o.channels || st.std.length !== o.channels)) {
+      throw new BundleError(name, `teacher output "${o.name}": standardize lists ${st.mean.length} means and ${st.std.length} stds for ${o.channels} channels`);
+    }
+  }
   const tOut = new Map(manifest.teacher.outputs.map((o) => [o.name, findOutput(name, manifest.teacher.file, teacher.io, o.name, o.channels)]));
   for (const o of manifest.student.outputs) {
     const s = findOutput(name, manifest.student.file, student.io, o.name, o.channels);

@@ -12,6 +12,11 @@ export interface FeatureOutput {
   channels: number;
 }
 
+export interface TeacherOutput extends FeatureOutput {
+  /** teacher.onnx already outputs (f - mean) / std per channel; informational (nothing for the service to apply). */
+  standardize?: { mean: number[]; std: number[] };
+}
+
 export interface StudentOutput extends FeatureOutput {
   imitates: string;
   path: PathKind;
@@ -40,7 +45,7 @@ export interface Manifest {
   description?: string;
   card?: string;
   input: InputSpec & { name: string };
-  teacher: { file: string; architecture?: string; outputs: FeatureOutput[] };
+  teacher: { file: string; architecture?: string; outputs: TeacherOutput[] };
   student: { file: string; architecture?: string; outputs: StudentOutput[] };
   fusion: { paths: FusionPath[]; sigma: number; kernelSize: number; reduction: Reduction };
   calibration: {

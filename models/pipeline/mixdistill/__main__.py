@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--taps", type=_csv, default=None, help="comma list of teacher layers, shallow to deep")
     t.add_argument("--paths", type=_csv, default=["direct", "skip", "symmetric"], help="comma list of direct,skip,symmetric")
     t.add_argument("--path-weights", type=_kv_floats, default={}, help="loss weight per path kind, e.g. skip=0.5")
+    t.add_argument("--standardize-teacher", action="store_true",
+                   help="standardise each teacher tap per channel with statistics of the training images (folded into teacher.onnx)")
     t.add_argument("--student", choices=["forward", "reverse"], default="forward",
                    help="forward: STPM-style student that sees the image; reverse: RD4AD-style decoder from a bottleneck of the teacher's taps")
     t.add_argument("--widths", type=lambda v: [int(x) for x in _csv(v)], default=None, help="student stage widths")
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         from .train import TrainConfig, train
 
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
-                          paths=args.paths, path_weights=args.path_weights, student=args.student, widths=args.widths, blocks=args.blocks,
+                          paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
                           width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           augment=not args.no_augment, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
         train(cfg, resume=not args.no_resume)

@@ -63,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = TrainConfig(**json.loads((Path(a.run) / "config.json").read_text()))
     run = Run(cfg)
-    run.load_student(torch.load(Path(a.run) / a.checkpoint, map_location="cpu")["student"])
+    run.load(torch.load(Path(a.run) / a.checkpoint, map_location="cpu"))
     run.student.eval()
     manifest = json.loads((Path(a.bundle) / "manifest.json").read_text())
     scorer = Scorer(run, manifest).eval()

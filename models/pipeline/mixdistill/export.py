@@ -84,7 +84,7 @@ def export(opts: ExportOptions) -> Path:
     torch.manual_seed(cfg.seed)
     run = Run(cfg)
     state = torch.load(opts.run / opts.checkpoint, map_location="cpu")
-    run.load_student(state["student"])
+    run.load(state)
     run.student.eval()
     name = opts.out.name
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,8 @@ def export(opts: ExportOptions) -> Path:
                   "scaling": {k: run.teacher.scaling[k] for k in ("scale", "mean", "std")}, "fit": cfg.fit,
                   **({"normalizeIntensity": cfg.normalize_intensity} if cfg.normalize_intensity else {})},
         "teacher": {"file": "teacher.onnx", "architecture": cfg.teacher,
-                    "outputs": [{"name": t.name, "stride": t.stride, "channels": t.channels} for t in run.taps]},
+                    "outputs": [{"name": t.name, "stride": t.stride, "channels": t.channels, **({"standardize": st} if cfg.standardize_teacher else {})}
+                                for t, st in zip(run.taps, run.teacher.module.stats() if cfg.standardize_teacher else [None] * len(run.taps))]},
         "student": {"file": "student.onnx", "architecture": run.student.describe(),
                     "outputs": [{"name": n, "imitates": run.taps[p.teacher_tap].name, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
                                  "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}

@@ -39,7 +39,7 @@ def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tol
     manifest = json.loads((bundle / "manifest.json").read_text())
     cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
     run = Run(cfg)
-    run.load_student(torch.load(run_dir / checkpoint, map_location="cpu")["student"])
+    run.load(torch.load(run_dir / checkpoint, map_location="cpu"))
     run.student.eval()
     inp = manifest["input"]
     samples = [data.Sample(p, "any") for p in images]

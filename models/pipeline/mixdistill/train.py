@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import data
 from .loss import mixed_distillation_loss
 from .student import Student, plan_paths, taps_of
-from .teachers import build_teacher
+from .teachers import Standardized, build_teacher
 
 log = logging.getLogger("mixdistill.train")
 
@@ -30,6 +30,7 @@ class TrainConfig:
     taps: list[str] | None = None
     paths: list[str] = field(default_factory=lambda: ["direct", "skip", "symmetric"])
     path_weights: dict[str, float] = field(default_factory=dict)  # by kind; default 1
+    standardize_teacher: bool = False  # teacher taps (f - mean) / std per channel, statistics of the training images
     student: str = "forward"  # forward (STPM) | reverse (RD4AD: frozen teacher encoder, bottleneck, decoder)
     widths: list[int] | None = None
     blocks: int = 2
@@ -60,10 +61,21 @@ class Run:
         self.cfg = cfg
         self.teacher = build_teacher(cfg.teacher, cfg.taps, cfg.height, cfg.width)
         self.taps = taps_of(self.teacher.shapes, cfg.height)
+        if cfg.standardize_teacher:
+            self.teacher.module = Standardized(self.teacher.module, [t.channels for t in self.taps])
         self.paths = plan_paths(len(self.taps), cfg.paths)
         widths = cfg.widths or [max(64, 2 * t.channels) for t in self.taps]
         self.student = Student(self.taps, self.paths, widths, cfg.blocks, cfg.student, self.teacher.module)
         self.loss_weights = [cfg.path_weights.get(p.kind, 1.0) for p in self.paths]
+
+    def load(self, checkpoint: dict) -> None:
+        """Student weights and, for a standardised teacher, its statistics, from a checkpoint written by train."""
+        if self.cfg.standardize_teacher:
+            self.teacher.module.set_stats(checkpoint["teacher_stats"])
+        self.load_student(checkpoint["student"])
+
+    def extra_state(self) -> dict:
+        return {"teacher_stats": self.teacher.module.stats()} if self.cfg.standardize_teacher else {}
 
     def load_student(self, state: dict) -> None:
         # Checkpoints written before the student had a body/heads split name forward-body layers at the top.
@@ -119,7 +131,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         state = torch.load(ckpt, map_location="cpu")
         if state["config"] != asdict(cfg):
             raise ValueError(f"{ckpt} was written with another configuration; use a new --out or --no-resume")
-        run.load_student(state["student"])
+        run.load(state)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, best = state["epoch"], state["best"]
@@ -127,6 +139,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resumed from %s at epoch %d", ckpt, start)
+    elif cfg.standardize_teacher:
+        run.teacher.module.fit(run.tensors(train_imgs[i:i + cfg.batch]) for i in range(0, len(train_imgs), cfg.batch))
+        log.info("teacher taps standardised with statistics of %d training images", len(train_imgs))
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
 
     gen = np.random.default_rng(cfg.seed)
@@ -162,12 +177,12 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             log.info("epoch %d/%d train %.4f val %.4f (%.0fs)", epoch + 1, cfg.epochs, rec["train_loss"], val_total, rec["seconds"])
-            state = {"config": asdict(cfg), "student": run.student.state_dict(), "optimizer": opt.state_dict(),
+            state = {"config": asdict(cfg), "student": run.student.state_dict(), **run.extra_state(), "optimizer": opt.state_dict(),
                      "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": min(best, val_total),
                      "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}}
             torch.save(state, out / "last.pt.tmp")
             (out / "last.pt.tmp").replace(ckpt)
             if val_total < best:
                 best = val_total
-                torch.save({"config": asdict(cfg), "student": run.student.state_dict(), "epoch": epoch + 1, "val_loss": val_total}, out / "best.pt")
+                torch.save({"config": asdict(cfg), "student": run.student.state_dict(), **run.extra_state(), "epoch": epoch + 1, "val_loss": val_total}, out / "best.pt")
     return out

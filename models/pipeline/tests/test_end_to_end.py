@@ -79,7 +79,7 @@ def trained_reverse(trained):
     """A reverse (RD4AD-style) student, exported with defective validation images for F1-optimal thresholds."""
     cat, run, _ = trained
     rev = run.parent / "tiny-reverse"
-    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse",
+    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher",
                  "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
     assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
@@ -92,6 +92,9 @@ def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
     manifest = json.loads((bundle / "manifest.json").read_text())
     validate_manifest(manifest)
     assert manifest["student"]["architecture"].startswith("reverse-distillation decoder")
+    stats = torch.load(trained_reverse[1] / "last.pt", map_location="cpu")["teacher_stats"]
+    for out, st in zip(manifest["teacher"]["outputs"], stats):
+        assert out["standardize"] == st and len(st["mean"]) == out["channels"]
     cal = manifest["calibration"]
     assert cal["validation"] == {"normalImages": 4, "defectiveImages": 3}
     assert cal["method"] == "f1-optimal"

@@ -56,3 +56,30 @@ def test_torchvision_teacher_from_a_local_weights_file(tmp_path):
     assert t.scaling["mean"] == [0.485, 0.456, 0.406]
     t.module.train()
     assert not t.module.training
+
+
+def test_standardized_teacher_has_zero_mean_unit_std_on_its_fitting_images():
+    from mixdistill.teachers import Standardized
+
+    class Taps(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.b = torch.nn.Conv2d(3, 6, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return [self.a(x) + 5.0, self.b(x) * 3.0]
+
+    wrapped = Standardized(Taps(), [4, 6])
+    xs = [torch.rand(4, 3, 16, 16) for _ in range(3)]
+    wrapped.fit(iter(xs))
+    feats = wrapped(torch.cat(xs))
+    for f in feats:
+        assert torch.allclose(f.mean(dim=(0, 2, 3)), torch.zeros(f.shape[1]), atol=1e-4)
+        assert torch.allclose(f.std(dim=(0, 2, 3), unbiased=False), torch.ones(f.shape[1]), atol=1e-3)
+    again = Standardized(Taps(), [4, 6])
+    again.inner.load_state_dict(wrapped.inner.state_dict())
+    again.set_stats(wrapped.stats())
+    assert all(torch.equal(a, b) for a, b in zip(again(xs[0]), wrapped(xs[0])))
+    wrapped.train()
+    assert not wrapped.training
