@@ -39,40 +39,39 @@ def threshold_from_normal(values: np.ndarray, margin: float) -> dict:
     return {"threshold": s["p99"] + margin * spread, "low": s["p50"], "stats": s}
 
 
-def _best_f1(pos_ge: np.ndarray, neg_ge: np.ndarray, n_pos: int) -> tuple[int, float]:
-    """Index and value of the best F1, given at each candidate threshold the positives and negatives at or above it."""
-    precision_den = pos_ge + neg_ge
-    f1 = np.where(precision_den > 0, 2 * pos_ge / np.maximum(precision_den + n_pos, 1), 0.0)
+def _best_f1(normal: np.ndarray, defective: np.ndarray, cands: np.ndarray) -> tuple[int, float]:
+    """Index into `cands` and value of the best F1 when values at or above a candidate are flagged
+    (normal and defective sorted)."""
+    pos_ge = defective.size - np.searchsorted(defective, cands, side="left")
+    neg_ge = normal.size - np.searchsorted(normal, cands, side="left")
+    f1 = 2 * pos_ge / np.maximum(pos_ge + neg_ge + defective.size, 1)
     i = int(np.argmax(f1))
     return i, float(f1[i])
+
+
+def _sorted_pair(normal, defective) -> tuple[np.ndarray, np.ndarray]:
+    normal = np.sort(np.asarray(normal, np.float64).ravel())
+    defective = np.sort(np.asarray(defective, np.float64).ravel())
+    if defective.size == 0 or normal.size == 0:
+        raise ValueError("F1-optimal thresholds need both normal and defective values")
+    return normal, defective
 
 
 def f1_optimal(normal: np.ndarray, defective: np.ndarray) -> tuple[float, float]:
     """(threshold, F1) maximising F1 with `value > threshold` flagged, defective = positive. The threshold sits
     halfway between the lowest flagged value and the highest value below it, so it does not hang on one sample."""
-    normal = np.sort(np.asarray(normal, np.float64).ravel())
-    defective = np.sort(np.asarray(defective, np.float64).ravel())
-    if defective.size == 0 or normal.size == 0:
-        raise ValueError("F1-optimal thresholds need both normal and defective values")
+    normal, defective = _sorted_pair(normal, defective)
     cands = np.unique(np.concatenate([normal, defective]))
-    pos_ge = defective.size - np.searchsorted(defective, cands, side="left")
-    neg_ge = normal.size - np.searchsorted(normal, cands, side="left")
-    i, f1 = _best_f1(pos_ge, neg_ge, defective.size)
+    i, f1 = _best_f1(normal, defective, cands)
     below = cands[i - 1] if i > 0 else cands[i] - 1e-6
     return float((cands[i] + below) / 2), f1
 
 
 def f1_optimal_binned(normal: np.ndarray, defective: np.ndarray, bins: int = 4096) -> tuple[float, float]:
     """f1_optimal for millions of pixel values: thresholds on a grid of `bins` edges between the extremes."""
-    normal = np.asarray(normal, np.float64).ravel()
-    defective = np.asarray(defective, np.float64).ravel()
-    if defective.size == 0 or normal.size == 0:
-        raise ValueError("F1-optimal thresholds need both normal and defective values")
-    lo, hi = min(normal.min(), defective.min()), max(normal.max(), defective.max())
-    edges = np.linspace(lo, hi, bins + 1)
-    pos_ge = defective.size - np.searchsorted(np.sort(defective), edges, side="left")
-    neg_ge = normal.size - np.searchsorted(np.sort(normal), edges, side="left")
-    i, f1 = _best_f1(pos_ge, neg_ge, defective.size)
+    normal, defective = _sorted_pair(normal, defective)
+    edges = np.linspace(min(normal[0], defective[0]), max(normal[-1], defective[-1]), bins + 1)
+    i, f1 = _best_f1(normal, defective, edges)
     return float(edges[i]), f1
 
 

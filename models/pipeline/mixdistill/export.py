@@ -101,19 +101,21 @@ def export(opts: ExportOptions) -> Path:
     weights = [opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0)) for n, p in zip(out_names, run.paths)]
     ksize = kernel_size_for(opts.sigma)
     reduction = parse_reduction(opts.reduction)
+    offsets, scales = [o for o, _ in norms], [s for _, s in norms]
+    val_maps = [torch.from_numpy(m) for m in maps]
     selection = None
     if opts.select_fusion:
         if opts.fusion_weights:
             raise ValueError("--select-fusion chooses the weights itself; drop --fusion-weights")
         d_imgs, d_masks, kinds = synthetic_defects.paint(val_imgs, cfg.seed)
         d_maps = collect_maps(run, d_imgs, opts.batch)
-        weights, rows = fusion_select.select([torch.from_numpy(m) for m in maps], [torch.from_numpy(m) for m in d_maps], d_masks, norms,
+        weights, rows = fusion_select.select(val_maps, [torch.from_numpy(m) for m in d_maps], d_masks, norms,
                                              out_names, opts.sigma, ksize, reduction, cfg.seed)
         selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
                              f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.seed}",
                      "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
         log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in rows if r["chosen"]))
-    fused = fuse([torch.from_numpy(m) for m in maps], [o for o, _ in norms], [s for _, s in norms], weights, opts.sigma, ksize)
+    fused = fuse(val_maps, offsets, scales, weights, opts.sigma, ksize)
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
     method = "normal-quantile"
@@ -129,8 +131,7 @@ def export(opts: ExportOptions) -> Path:
     if defective:
         method = "f1-optimal"
         d_imgs = data.prepare(defective, cfg.width, cfg.height, cfg.fit, opts.run.parent / ".cache")
-        d_fused = fuse([torch.from_numpy(m) for m in collect_maps(run, d_imgs, opts.batch)], [o for o, _ in norms],
-                       [s for _, s in norms], weights, opts.sigma, ksize)
+        d_fused = fuse([torch.from_numpy(m) for m in collect_maps(run, d_imgs, opts.batch)], offsets, scales, weights, opts.sigma, ksize)
         image_cal, image_how = threshold_f1(image_cal, scores, reduce_score(d_fused, reduction).numpy())
         masks = data.prepare_masks(defective, cfg.width, cfg.height, cfg.fit)
         d_px = d_fused.numpy()
