@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--no-augment", action="store_true", help="disable random flips")
+    t.add_argument("--denoise", type=float, default=0.0,
+                   help="fraction of training images shown to the student with a synthetic defect (teacher sees them clean)")
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
                           paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
                           width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                          augment=not args.no_augment, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
+                          augment=not args.no_augment, denoise=args.denoise, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
         train(cfg, resume=not args.no_resume)
         return 0
     if args.cmd == "export":

@@ -31,13 +31,15 @@ METRICS_START = "<!-- metrics:start -->"
 METRICS_END = "<!-- metrics:end -->"
 
 
-def _selection_text(sel: dict | None) -> str:
+def _selection_text(sel: dict | None, denoised: bool = False) -> str:
     if not sel:
         return "Weights were set at export (default 1 each), not chosen on data.\n"
     rows = "\n".join(f"| {'**' + r['name'] + '**' if r['chosen'] else r['name']} | {r['imageAUROC']:.3f} | {r['pixelAUROC']:.3f} | {r['mean']:.3f} |"
                      for r in sel["candidates"])
     return (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
-            f"| candidate | image AUROC | pixel AUROC | mean |\n|---|---|---|---|\n{rows}\n")
+            f"| candidate | image AUROC | pixel AUROC | mean |\n|---|---|---|---|\n{rows}\n"
+            + ("\nThe student was trained to denoise defects of these same synthetic kinds (other draws), so these figures are "
+               "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised else ""))
 
 
 def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str = "") -> None:
@@ -49,6 +51,8 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str =
     fusion = "\n".join(f"| `{f['student']}` | {f['weight']:g} | {f['offset']:.5f} | {f['scale']:.5f} |" for f in manifest["fusion"]["paths"])
     cal = manifest["calibration"]
     minutes = p["training"]["seconds"] / 60
+    denoise = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect (teacher sees them clean), "
+               if cfg.get("denoise") else "")
     last = log_lines[-1] if log_lines else {}
     text = f"""# {manifest['name']} {manifest['version']}
 
@@ -76,14 +80,14 @@ The teacher is frozen (eval mode) and exported unchanged as `teacher.onnx`.
 
 ## Training
 {cfg['epochs']} epochs, batch {cfg['batch']}, Adam with one-cycle learning rate up to {cfg['lr']}, weight decay {cfg['weight_decay']},
-random flips: {cfg['augment']}, seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {p['training']['torch']}):
+random flips: {cfg['augment']}, {denoise}seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {p['training']['torch']}):
 {minutes:.1f} min. Final validation loss {last.get('val_loss', float('nan')):.4f}; checkpoint of epoch {p['training']['epochs']}.
 
 ## Fusion and calibration
 Maps: 1 - cos per path, bilinear to the input size, (d - offset) / scale * weight summed, Gaussian sigma
 {manifest['fusion']['sigma']} (kernel {manifest['fusion']['kernelSize']}), image score `{manifest['fusion']['reduction']['kind']}`.
 Offsets and scales put each path's normal validation values at mean 0 and 99.9th percentile 1.
-{_selection_text(p.get('fusionSelection'))}
+{_selection_text(p.get('fusionSelection'), bool(cfg.get('denoise')))}
 | output | weight | offset | scale |
 |---|---|---|---|
 {fusion}

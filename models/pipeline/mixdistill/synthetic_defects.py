@@ -78,23 +78,44 @@ def uneven(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     return out, g > 0.5
 
 
+def _other(images: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
+    return images[(i + 1 + int(rng.integers(0, len(images) - 1))) % len(images)] if len(images) > 1 else images[i]
+
+
+def paint_one(images: np.ndarray, i: int, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Image i of uint8 [N, H, W, 3] -> (its defective copy, uint8; the defect's bool mask). A patch is cut
+    from another image of the set (drawn only for patches, so that each kind uses the generator alike)."""
+    img = images[i]
+    if kind == "line":
+        y, m = line(img, rng)
+    elif kind == "spot":
+        y, m = spot(img, rng)
+    elif kind == "patch":
+        y, m = patch(img, _other(images, i, rng), rng)
+    elif kind == "uneven":
+        y, m = uneven(img, rng)
+    else:
+        raise ValueError(f"unknown synthetic defect {kind!r}; choose from {KINDS}")
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8), m
+
+
 def paint(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """uint8 [N, H, W, 3] normal images -> (defective copies, bool masks [N, H, W], kind of each)."""
     rng = np.random.default_rng(seed)
     out = np.empty_like(images)
     masks = np.zeros(images.shape[:3], bool)
     kinds = []
-    for i, img in enumerate(images):
+    for i in range(len(images)):
         kind = KINDS[i % len(KINDS)]
-        if kind == "line":
-            y, m = line(img, rng)
-        elif kind == "spot":
-            y, m = spot(img, rng)
-        elif kind == "patch":
-            y, m = patch(img, images[(i + 1 + int(rng.integers(0, len(images) - 1))) % len(images)] if len(images) > 1 else img, rng)
-        else:
-            y, m = uneven(img, rng)
-        out[i] = np.clip(np.rint(y), 0, 255).astype(np.uint8)
-        masks[i] = m
+        out[i], masks[i] = paint_one(images, i, kind, rng)
         kinds.append(kind)
     return out, masks, kinds
+
+
+def corrupt(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of a training batch in which each image, with probability `fraction`, carries one synthetic
+    defect of a random kind (patches are cut from another image of the batch). For the denoising student."""
+    out = images.copy()
+    for i in np.flatnonzero(rng.random(len(images)) < fraction):
+        out[i], _ = paint_one(images, i, KINDS[int(rng.integers(0, len(KINDS)))], rng)
+    return out

@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from . import data
+from .synthetic_defects import corrupt
 from .loss import mixed_distillation_loss
 from .student import Student, plan_paths, taps_of
 from .teachers import Standardized, build_teacher
@@ -43,6 +44,10 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     augment: bool = True
+    # Denoising student (DeSTSeg): this fraction of training images reaches the student with a synthetic defect
+    # painted on, while the teacher sees the clean image; the student learns to answer normal features to
+    # what normal images never show, instead of copying the teacher on anything.
+    denoise: float = 0.0
     val_fraction: float = 0.15
     seed: int = 0
     threads: int = 0  # 0: all cores
@@ -109,6 +114,8 @@ def evaluate_loss(run: Run, images: np.ndarray, batch: int) -> list[float]:
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
+    if not 0 <= cfg.denoise <= 1:
+        raise ValueError(f"denoise is a fraction of training images, 0..1; got {cfg.denoise}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     # Debian's torch starts with one thread.
@@ -155,14 +162,17 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
             for step in bar:
                 idx = np.sort(order[step * cfg.batch:(step + 1) * cfg.batch])
                 x = run.tensors(train_imgs[idx])
+                xs = run.tensors(corrupt(train_imgs[idx], cfg.denoise, gen)) if cfg.denoise > 0 else x
                 if cfg.augment:
                     if gen.random() < 0.5:
-                        x = x.flip(3)
+                        x, xs = x.flip(3), xs.flip(3)
                     if gen.random() < 0.5:
-                        x = x.flip(2)
+                        x, xs = x.flip(2), xs.flip(2)
                 with torch.no_grad():
                     feats = run.teacher.module(x)
-                loss, _ = mixed_distillation_loss(run.targets(feats), run.student(x, feats), run.loss_weights)
+                # A reverse student encodes its own (corrupted) input; only a clean one may reuse the teacher's pass.
+                student_feats = run.student(xs, feats if cfg.denoise == 0 else None)
+                loss, _ = mixed_distillation_loss(run.targets(feats), student_feats, run.loss_weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

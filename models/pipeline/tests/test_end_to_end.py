@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     run = root / "runs" / "tiny"
     assert main(["train", "--data", str(root / "data"), "--category", "synthetic", "--out", str(run), "--size", "64",
                  "--epochs", "2", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
-                 "--normalize-intensity", "110,40"]) == 0
+                 "--normalize-intensity", "110,40", "--denoise", "0.5"]) == 0
     bundle = root / "models" / "tiny-e2e"
     assert main(["export", "--run", str(run), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--reduction", "topk-mean:20"]) == 0
     return cat, run, bundle
@@ -43,7 +43,7 @@ def test_training_log_and_resume(trained):
     cfg = json.loads((run / "config.json").read_text())
     assert main(["train", "--data", cfg["data"], "--category", "synthetic", "--out", str(run), "--size", "64", "--epochs", "2",
                  "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
-                 "--normalize-intensity", "110,40"]) == 0
+                 "--normalize-intensity", "110,40", "--denoise", "0.5"]) == 0
     assert len((run / "log.jsonl").read_text().splitlines()) == 2
 
 
@@ -58,6 +58,8 @@ def test_exported_bundle_matches_the_contract(trained):
     assert cal["validation"]["defectiveImages"] == 0
     assert manifest["fusion"]["reduction"] == {"kind": "topk-mean", "k": 20}
     assert manifest["input"]["normalizeIntensity"] == {"mean": 110.0, "std": 40.0}
+    assert manifest["provenance"]["training"]["config"]["denoise"] == 0.5
+    assert "denoising: 50% of training images" in (bundle / "MODEL_CARD.md").read_text()
 
 
 def test_service_scoring_matches_pytorch(trained):
@@ -79,7 +81,7 @@ def trained_reverse(trained):
     """A reverse (RD4AD-style) student, exported with defective validation images for F1-optimal thresholds."""
     cat, run, _ = trained
     rev = run.parent / "tiny-reverse"
-    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher",
+    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1",
                  "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
     assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
@@ -108,6 +110,7 @@ def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
     assert len(chosen) == 1 and len(sel["candidates"]) == 1 + 2 * len(manifest["student"]["outputs"])
     assert [p["weight"] for p in manifest["fusion"]["paths"]] == chosen[0]["weights"]
     assert "the test set played no part" in card
+    assert "optimistic for every candidate" in card  # trained to denoise the kinds the selection paints
 
 
 def test_reverse_student_service_scoring_matches_pytorch(trained_reverse):

@@ -4,7 +4,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mixdistill.fusion_select import auroc, candidates, select  # noqa: E402
-from mixdistill.synthetic_defects import KINDS, paint  # noqa: E402
+from mixdistill.synthetic_defects import KINDS, corrupt, paint  # noqa: E402
 
 
 def test_auroc_with_ties_matches_pair_counting():
@@ -52,3 +52,17 @@ def test_select_prefers_the_path_that_sees_the_defects():
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["name"] == "only a" and weights == [1.0, 0.0]
     assert chosen[0]["imageAUROC"] == pytest.approx(1.0)
+
+
+def test_corrupt_paints_the_asked_fraction_and_leaves_the_batch_alone():
+    rng = np.random.default_rng(4)
+    imgs = rng.integers(60, 200, (40, 48, 48, 3)).astype(np.uint8)
+    before = imgs.copy()
+    assert np.array_equal(corrupt(imgs, 0.0, np.random.default_rng(0)), imgs)
+    every = corrupt(imgs, 1.0, np.random.default_rng(0))
+    assert all((every[i] != imgs[i]).any() for i in range(len(imgs)))
+    some = corrupt(imgs, 0.5, np.random.default_rng(0))
+    changed = sum((some[i] != imgs[i]).any() for i in range(len(imgs)))
+    assert 10 <= changed <= 30
+    assert np.array_equal(some, corrupt(imgs, 0.5, np.random.default_rng(0)))  # seeded
+    assert np.array_equal(imgs, before)
