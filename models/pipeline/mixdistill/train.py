@@ -14,9 +14,9 @@ import torch
 from tqdm import tqdm
 
 from . import data
-from .synthetic_defects import corrupt
 from .loss import mixed_distillation_loss
 from .student import Student, plan_paths, taps_of
+from .synthetic_defects import corrupt
 from .teachers import Standardized, build_teacher
 
 log = logging.getLogger("mixdistill.train")
@@ -161,8 +161,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
             for step in bar:
                 idx = np.sort(order[step * cfg.batch:(step + 1) * cfg.batch])
-                x = run.tensors(train_imgs[idx])
-                xs = run.tensors(corrupt(train_imgs[idx], cfg.denoise, gen)) if cfg.denoise > 0 else x
+                images = train_imgs[idx]
+                x = run.tensors(images)
+                xs = run.tensors(corrupt(images, cfg.denoise, gen)) if cfg.denoise > 0 else x
                 if cfg.augment:
                     if gen.random() < 0.5:
                         x, xs = x.flip(3), xs.flip(3)
