@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--no-augment", action="store_true", help="disable random flips")
     t.add_argument("--denoise", type=float, default=0.0,
                    help="fraction of training images shown to the student with a synthetic defect (teacher sees them clean)")
+    t.add_argument("--denoise-kinds", type=_csv, default=["line", "spot", "patch", "uneven"],
+                   help="synthetic defects to draw from for --denoise: line,spot,patch,uneven (also validation's) and crack,band (training only)")
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
                           paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
                           width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                          augment=not args.no_augment, denoise=args.denoise, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
+                          augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
         train(cfg, resume=not args.no_resume)
         return 0
     if args.cmd == "export":

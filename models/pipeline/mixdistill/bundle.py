@@ -51,7 +51,8 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str =
     fusion = "\n".join(f"| `{f['student']}` | {f['weight']:g} | {f['offset']:.5f} | {f['scale']:.5f} |" for f in manifest["fusion"]["paths"])
     cal = manifest["calibration"]
     minutes = p["training"]["seconds"] / 60
-    denoise = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect (teacher sees them clean), "
+    kinds = ", ".join(cfg.get("denoise_kinds") or ["line", "spot", "patch", "uneven"])  # runs from before the option drew these
+    denoise = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect ({kinds}; teacher sees them clean), "
                if cfg.get("denoise") else "")
     last = log_lines[-1] if log_lines else {}
     text = f"""# {manifest['name']} {manifest['version']}

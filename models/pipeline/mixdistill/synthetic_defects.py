@@ -9,12 +9,19 @@ uneven areas); one per image, cycling:
 - uneven: a broad Gaussian brightness change of 25-40 % (uneven surface, stains).
 They prove that a path reacts to local change; they are not the line's real defects, so choices made on
 them are written down as such.
+
+Two more kinds exist for training a denoising student only (validation keeps the four above, so that its
+figures stay comparable across models):
+- crack: a long, thin, meandering dark line of low contrast (a random walk with a slowly turning heading);
+- band:  a region running in from one edge of the image, bounded by a wavy line, whose surface texture is
+  another image's, magnified and with another contrast (a differently finished area of the part).
 """
 from __future__ import annotations
 
 import numpy as np
 
 KINDS = ("line", "spot", "patch", "uneven")
+TRAINING_KINDS = KINDS + ("crack", "band")
 
 
 def _disc_mask(h: int, w: int, cy: np.ndarray, cx: np.ndarray, r: float) -> np.ndarray:
@@ -78,6 +85,53 @@ def uneven(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     return out, g > 0.5
 
 
+def crack(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    p = np.array([rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w])
+    heading = rng.uniform(0, 2 * np.pi)
+    step = 0.5
+    ys, xs = [], []
+    for _ in range(int(rng.uniform(0.2, 0.7) * max(h, w) / step)):
+        heading += rng.normal(0, 0.08)
+        p = p + step * np.array([np.sin(heading), np.cos(heading)])
+        if not (0 <= p[0] < h and 0 <= p[1] < w):
+            break
+        ys.append(p[0])
+        xs.append(p[1])
+    mask = _disc_mask(h, w, np.array(ys), np.array(xs), rng.uniform(0.5, 1.2))
+    out = img.astype(np.float32)
+    out[mask] *= rng.uniform(0.45, 0.8)
+    return out, mask
+
+
+def band(img: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    # Drawn for a band entering from the top; the edge is chosen by flipping the result.
+    t = rng.integers(0, 2) == 1
+    img_t, other_t = (img.transpose(1, 0, 2), other.transpose(1, 0, 2)) if t else (img, other)
+    hh, ww = img_t.shape[:2]
+    xx = np.arange(ww)
+    depth = rng.uniform(0.15, 0.5) * hh + sum(
+        rng.uniform(0.005, 0.02) * hh * np.sin(2 * np.pi * rng.uniform(0.5, 3) * xx / ww + rng.uniform(0, 2 * np.pi))
+        for _ in range(3))
+    yy = np.arange(hh)[:, None]
+    soft = rng.uniform(1, 4)
+    alpha = np.clip((depth[None, :] - yy) / soft + 0.5, 0, 1)
+    zoom = rng.uniform(1.0, 2.0)
+    sy = np.clip((rng.uniform(0, 1 - 1 / zoom) * hh + yy / zoom).astype(int), 0, hh - 1)
+    sx = np.clip((rng.uniform(0, 1 - 1 / zoom) * ww + xx[None, :] / zoom).astype(int), 0, ww - 1)
+    tex = other_t[sy, sx].astype(np.float32)
+    m = tex.mean()
+    tex = (tex - m) * rng.uniform(0.5, 1.6) + m * rng.uniform(0.8, 1.2)
+    out = img_t.astype(np.float32) * (1 - alpha[..., None]) + tex * alpha[..., None]
+    mask = alpha >= 0.5
+    if rng.integers(0, 2) == 1:
+        out, mask = out[::-1], mask[::-1]
+    if t:
+        out, mask = out.transpose(1, 0, 2), mask.T
+    return np.ascontiguousarray(out), np.ascontiguousarray(mask)
+
+
 def _other(images: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
     return images[(i + 1 + int(rng.integers(0, len(images) - 1))) % len(images)] if len(images) > 1 else images[i]
 
@@ -94,8 +148,12 @@ def paint_one(images: np.ndarray, i: int, kind: str, rng: np.random.Generator) -
         y, m = patch(img, _other(images, i, rng), rng)
     elif kind == "uneven":
         y, m = uneven(img, rng)
+    elif kind == "crack":
+        y, m = crack(img, rng)
+    elif kind == "band":
+        y, m = band(img, _other(images, i, rng), rng)
     else:
-        raise ValueError(f"unknown synthetic defect {kind!r}; choose from {KINDS}")
+        raise ValueError(f"unknown synthetic defect {kind!r}; choose from {TRAINING_KINDS}")
     return np.clip(np.rint(y), 0, 255).astype(np.uint8), m
 
 
@@ -112,10 +170,12 @@ def paint(images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, list[s
     return out, masks, kinds
 
 
-def corrupt(images: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def corrupt(images: np.ndarray, fraction: float, rng: np.random.Generator,
+            kinds: tuple[str, ...] | list[str] = KINDS) -> np.ndarray:
     """A copy of a training batch in which each image, with probability `fraction`, carries one synthetic
-    defect of a random kind (patches are cut from another image of the batch). For the denoising student."""
+    defect of a kind drawn from `kinds` (patches and bands take another image of the batch). For the
+    denoising student."""
     out = images.copy()
     for i in np.flatnonzero(rng.random(len(images)) < fraction):
-        out[i], _ = paint_one(images, i, KINDS[int(rng.integers(0, len(KINDS)))], rng)
+        out[i], _ = paint_one(images, i, kinds[int(rng.integers(0, len(kinds)))], rng)
     return out

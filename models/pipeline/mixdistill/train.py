@@ -16,7 +16,7 @@ from tqdm import tqdm
 from . import data
 from .loss import mixed_distillation_loss
 from .student import Student, plan_paths, taps_of
-from .synthetic_defects import corrupt
+from .synthetic_defects import KINDS, TRAINING_KINDS, corrupt
 from .teachers import Standardized, build_teacher
 
 log = logging.getLogger("mixdistill.train")
@@ -48,6 +48,7 @@ class TrainConfig:
     # painted on, while the teacher sees the clean image; the student learns to answer normal features to
     # what normal images never show, instead of copying the teacher on anything.
     denoise: float = 0.0
+    denoise_kinds: list[str] = field(default_factory=lambda: list(KINDS))
     val_fraction: float = 0.15
     seed: int = 0
     threads: int = 0  # 0: all cores
@@ -116,6 +117,8 @@ def evaluate_loss(run: Run, images: np.ndarray, batch: int) -> list[float]:
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
     if not 0 <= cfg.denoise <= 1:
         raise ValueError(f"denoise is a fraction of training images, 0..1; got {cfg.denoise}")
+    if not cfg.denoise_kinds or set(cfg.denoise_kinds) - set(TRAINING_KINDS):
+        raise ValueError(f"denoise kinds must be some of {', '.join(TRAINING_KINDS)}; got {cfg.denoise_kinds}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     # Debian's torch starts with one thread.
@@ -163,7 +166,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                 idx = np.sort(order[step * cfg.batch:(step + 1) * cfg.batch])
                 images = train_imgs[idx]
                 x = run.tensors(images)
-                xs = run.tensors(corrupt(images, cfg.denoise, gen)) if cfg.denoise > 0 else x
+                xs = run.tensors(corrupt(images, cfg.denoise, gen, cfg.denoise_kinds)) if cfg.denoise > 0 else x
                 if cfg.augment:
                     if gen.random() < 0.5:
                         x, xs = x.flip(3), xs.flip(3)

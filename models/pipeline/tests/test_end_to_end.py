@@ -81,7 +81,7 @@ def trained_reverse(trained):
     """A reverse (RD4AD-style) student, exported with defective validation images for F1-optimal thresholds."""
     cat, run, _ = trained
     rev = run.parent / "tiny-reverse"
-    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1",
+    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1", "--denoise-kinds", "line,crack,band",
                  "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
     assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
@@ -111,6 +111,7 @@ def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
     assert [p["weight"] for p in manifest["fusion"]["paths"]] == chosen[0]["weights"]
     assert "the test set played no part" in card
     assert "optimistic for every candidate" in card  # trained to denoise the kinds the selection paints
+    assert "synthetic defect (line, crack, band; teacher sees them clean)" in card
 
 
 def test_reverse_student_service_scoring_matches_pytorch(trained_reverse):

@@ -4,7 +4,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mixdistill.fusion_select import auroc, candidates, select  # noqa: E402
-from mixdistill.synthetic_defects import KINDS, corrupt, paint  # noqa: E402
+from mixdistill.synthetic_defects import KINDS, TRAINING_KINDS, corrupt, paint, paint_one  # noqa: E402
 
 
 def test_auroc_with_ties_matches_pair_counting():
@@ -66,3 +66,36 @@ def test_corrupt_paints_the_asked_fraction_and_leaves_the_batch_alone():
     assert 10 <= changed <= 30
     assert np.array_equal(some, corrupt(imgs, 0.5, np.random.default_rng(0)))  # seeded
     assert np.array_equal(imgs, before)
+
+
+def test_training_only_kinds_crack_and_band():
+    rng = np.random.default_rng(5)
+    imgs = rng.integers(60, 200, (6, 96, 80, 3)).astype(np.uint8)
+    for seed in range(20):
+        for kind in ("crack", "band"):
+            out, mask = paint_one(imgs, seed % len(imgs), kind, np.random.default_rng(seed))
+            img = imgs[seed % len(imgs)]
+            assert out.shape == img.shape and out.dtype == np.uint8 and mask.shape == img.shape[:2]
+            assert mask.any(), (kind, seed)
+            changed = np.abs(out.astype(int) - img).max(-1) > 0
+            assert changed[mask].mean() > 0.5, (kind, seed)
+            if kind == "crack":
+                assert not changed[~mask].any() and mask.mean() < 0.1  # thin, and only there
+            else:
+                # a band runs in from one edge: some whole border row or column lies inside it
+                assert any(m.all() for m in (mask[0], mask[-1], mask[:, 0], mask[:, -1])), seed
+                assert 0.05 < mask.mean() < 0.75
+    with pytest.raises(ValueError, match="unknown synthetic defect"):
+        paint_one(imgs, 0, "scratch", np.random.default_rng(0))
+
+
+def test_corrupt_draws_from_the_kinds_asked_and_defaults_to_validations():
+    rng = np.random.default_rng(6)
+    imgs = rng.integers(60, 200, (16, 48, 48, 3)).astype(np.uint8)
+    assert set(KINDS) < set(TRAINING_KINDS)
+    # default kinds: the same draws as before the option existed (3.0.0's training is reproducible)
+    assert np.array_equal(corrupt(imgs, 1.0, np.random.default_rng(0)), corrupt(imgs, 1.0, np.random.default_rng(0), KINDS))
+    only_cracks = corrupt(imgs, 1.0, np.random.default_rng(0), ["crack"])
+    for i in range(len(imgs)):
+        darker = only_cracks[i].astype(int) <= imgs[i]
+        assert darker.all() and (only_cracks[i] != imgs[i]).any()  # cracks only darken
