@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jsonschema
 
+from .synthetic_defects import KINDS
 from .teachers.nsfwjs import REPO_ROOT
 
 SCHEMA_PATH = REPO_ROOT / "models" / "bundle.schema.json"
@@ -31,15 +32,15 @@ METRICS_START = "<!-- metrics:start -->"
 METRICS_END = "<!-- metrics:end -->"
 
 
-def _selection_text(sel: dict | None, denoised: bool = False) -> str:
+def _selection_text(sel: dict | None, denoised_these_kinds: bool = False) -> str:
     if not sel:
         return "Weights were set at export (default 1 each), not chosen on data.\n"
     rows = "\n".join(f"| {'**' + r['name'] + '**' if r['chosen'] else r['name']} | {r['imageAUROC']:.3f} | {r['pixelAUROC']:.3f} | {r['mean']:.3f} |"
                      for r in sel["candidates"])
     return (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
             f"| candidate | image AUROC | pixel AUROC | mean |\n|---|---|---|---|\n{rows}\n"
-            + ("\nThe student was trained to denoise defects of these same synthetic kinds (other draws), so these figures are "
-               "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised else ""))
+            + ("\nThe student was trained to denoise synthetic defects of kinds that this selection paints too (other draws), so these figures are "
+               "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised_these_kinds else ""))
 
 
 def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str = "") -> None:
@@ -51,7 +52,8 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str =
     fusion = "\n".join(f"| `{f['student']}` | {f['weight']:g} | {f['offset']:.5f} | {f['scale']:.5f} |" for f in manifest["fusion"]["paths"])
     cal = manifest["calibration"]
     minutes = p["training"]["seconds"] / 60
-    kinds = ", ".join(cfg.get("denoise_kinds") or ["line", "spot", "patch", "uneven"])  # runs from before the option drew these
+    drawn = cfg.get("denoise_kinds") or list(KINDS)  # runs from before the option drew the validation kinds
+    kinds = ", ".join(drawn)
     denoise = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect ({kinds}; teacher sees them clean), "
                if cfg.get("denoise") else "")
     last = log_lines[-1] if log_lines else {}
@@ -88,7 +90,7 @@ random flips: {cfg['augment']}, {denoise}seed {cfg['seed']}. Training time on th
 Maps: 1 - cos per path, bilinear to the input size, (d - offset) / scale * weight summed, Gaussian sigma
 {manifest['fusion']['sigma']} (kernel {manifest['fusion']['kernelSize']}), image score `{manifest['fusion']['reduction']['kind']}`.
 Offsets and scales put each path's normal validation values at mean 0 and 99.9th percentile 1.
-{_selection_text(p.get('fusionSelection'), bool(cfg.get('denoise')))}
+{_selection_text(p.get('fusionSelection'), bool(cfg.get('denoise')) and bool(set(drawn) & set(KINDS)))}
 | output | weight | offset | scale |
 |---|---|---|---|
 {fusion}
