@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .synthetic_defects import KINDS
+
 
 def _csv(v: str) -> list[str]:
     return [x.strip() for x in v.split(",") if x.strip()]
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--no-augment", action="store_true", help="disable random flips")
     t.add_argument("--denoise", type=float, default=0.0,
                    help="fraction of training images shown to the student with a synthetic defect (teacher sees them clean)")
-    t.add_argument("--denoise-kinds", type=_csv, default=["line", "spot", "patch", "uneven"],
+    t.add_argument("--denoise-kinds", type=_csv, default=list(KINDS),
                    help="synthetic defects to draw from for --denoise: line,spot,patch,uneven (also validation's) and crack,band (training only)")
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--seed", type=int, default=0)

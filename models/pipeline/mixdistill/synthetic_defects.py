@@ -105,7 +105,6 @@ def crack(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
 
 
 def band(img: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    h, w = img.shape[:2]
     # Drawn for a band entering from the top; the edge is chosen by flipping the result.
     t = rng.integers(0, 2) == 1
     img_t, other_t = (img.transpose(1, 0, 2), other.transpose(1, 0, 2)) if t else (img, other)
