@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="fraction of training images shown to the student with a synthetic defect (teacher sees them clean)")
     t.add_argument("--denoise-kinds", type=_csv, default=list(KINDS),
                    help="synthetic defects to draw from for --denoise: line,spot,patch,uneven (also validation's) and crack,band (training only)")
+    t.add_argument("--hard-fraction", type=float, default=1.0,
+                   help="train each path on only this fraction of locations, the worst-fitted (EfficientAD's hard feature loss); 1: all")
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
                           paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
                           width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                          augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
+                          augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, hard_fraction=args.hard_fraction, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
         train(cfg, resume=not args.no_resume)
         return 0
     if args.cmd == "export":

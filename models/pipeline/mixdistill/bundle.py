@@ -56,6 +56,9 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str =
     kinds = ", ".join(drawn)
     denoise = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect ({kinds}; teacher sees them clean), "
                if cfg.get("denoise") else "")
+    hard = cfg.get("hard_fraction", 1.0)
+    if hard < 1:
+        denoise += f"loss per path over the worst-fitted {hard:.0%} of locations (hard feature loss), "
     last = log_lines[-1] if log_lines else {}
     text = f"""# {manifest['name']} {manifest['version']}
 

@@ -49,6 +49,9 @@ class TrainConfig:
     # what normal images never show, instead of copying the teacher on anything.
     denoise: float = 0.0
     denoise_kinds: list[str] = field(default_factory=lambda: list(KINDS))
+    # Training loss per path over only this fraction of locations, the worst-fitted ones (1: all; validation
+    # loss always uses all, so runs stay comparable).
+    hard_fraction: float = 1.0
     val_fraction: float = 0.15
     seed: int = 0
     threads: int = 0  # 0: all cores
@@ -145,6 +148,8 @@ def evaluate_loss(run: Run, images: np.ndarray, batch: int, cache: TeacherCache 
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
     if not 0 <= cfg.denoise <= 1:
         raise ValueError(f"denoise is a fraction of training images, 0..1; got {cfg.denoise}")
+    if not 0 < cfg.hard_fraction <= 1:
+        raise ValueError(f"hard fraction is a fraction of locations, in (0, 1]; got {cfg.hard_fraction}")
     if not cfg.denoise_kinds or set(cfg.denoise_kinds) - set(TRAINING_KINDS):
         raise ValueError(f"denoise kinds must be some of {', '.join(TRAINING_KINDS)}; got {cfg.denoise_kinds}")
     out = Path(cfg.out)
@@ -205,7 +210,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                 feats = train_cache.get(idx, flip)
                 # A reverse student encodes its own (corrupted) input; only a clean one may reuse the teacher's pass.
                 student_feats = run.student(xs, feats if cfg.denoise == 0 else None)
-                loss, _ = mixed_distillation_loss(run.targets(feats), student_feats, run.loss_weights)
+                loss, _ = mixed_distillation_loss(run.targets(feats), student_feats, run.loss_weights, cfg.hard_fraction)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -111,3 +111,12 @@ def test_student_kind_is_checked():
         Student(taps_mnv2(), plan_paths(3, ["direct"]), [32, 32, 64], kind="sideways")
     with pytest.raises(ValueError):
         Student(taps_mnv2(), plan_paths(3, ["direct"]), [32, 32, 64], kind="reverse")
+
+
+def test_hard_feature_loss_averages_only_the_worst_fitted_locations():
+    from mixdistill.loss import hardest_mean
+
+    d = torch.tensor([[[0.1, 0.4], [0.2, 0.3]]])
+    assert float(hardest_mean(d, 1.0)) == pytest.approx(0.25)
+    assert float(hardest_mean(d, 0.5)) == pytest.approx(0.35)
+    assert float(hardest_mean(d, 0.01)) == pytest.approx(0.4)  # at least one location
