@@ -128,6 +128,10 @@ class TeacherCache:
                 parts = [run.teacher.module(flipped(run.tensors(images[i:i + batch]), flip)) for i in range(0, len(images), batch)]
                 self.views[flip] = [torch.cat([p[k] for p in parts]).half() for k in range(len(parts[0]))]
 
+    @staticmethod
+    def mib(run: Run, images: int, views: int) -> float:
+        return images * views * sum(c * h * w for c, h, w in run.teacher.shapes.values()) * 2 / 2 ** 20
+
     def get(self, idx: np.ndarray, flip: tuple[bool, bool] = (False, False)) -> list[torch.Tensor]:
         index = torch.from_numpy(np.asarray(idx, dtype=np.int64))
         return [f.index_select(0, index).float() for f in self.views[flip]]
@@ -145,7 +149,8 @@ def evaluate_loss(run: Run, images: np.ndarray, batch: int, cache: TeacherCache 
     return list(sums / max(1, len(images)))
 
 
-def train(cfg: TrainConfig, resume: bool = True) -> Path:
+def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096) -> Path:
+    """cache_mib: the most memory the teacher-feature cache may take; above it the teacher runs every step."""
     if not 0 <= cfg.denoise <= 1:
         raise ValueError(f"denoise is a fraction of training images, 0..1; got {cfg.denoise}")
     if not 0 < cfg.hard_fraction <= 1:
@@ -186,11 +191,17 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         run.teacher.module.fit(run.tensors(train_imgs[i:i + cfg.batch]) for i in range(0, len(train_imgs), cfg.batch))
         log.info("teacher taps standardised with statistics of %d training images", len(train_imgs))
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    t0 = time.time()
-    train_cache = TeacherCache(run, train_imgs, cfg.batch, FLIPS if cfg.augment else FLIPS[:1])
-    val_cache = TeacherCache(run, val_imgs, cfg.batch, FLIPS[:1])
-    log.info("teacher taps of %d training images (%d views) and %d validation images cached in %.0fs",
-             len(train_imgs), len(train_cache.views), len(val_imgs), time.time() - t0)
+    views = FLIPS if cfg.augment else FLIPS[:1]
+    need = TeacherCache.mib(run, len(train_imgs), len(views)) + TeacherCache.mib(run, len(val_imgs), 1)
+    train_cache = val_cache = None
+    if need <= cache_mib:
+        t0 = time.time()
+        train_cache = TeacherCache(run, train_imgs, cfg.batch, views)
+        val_cache = TeacherCache(run, val_imgs, cfg.batch, FLIPS[:1])
+        log.info("teacher taps of %d training images (%d views) and %d validation images cached (%.0f MiB) in %.0fs",
+                 len(train_imgs), len(views), len(val_imgs), need, time.time() - t0)
+    else:
+        log.info("teacher features not cached: they would take %.0f MiB, more than --cache-mib %.0f", need, cache_mib)
 
     gen = np.random.default_rng(cfg.seed)
     with open(out / "log.jsonl", "a") as logf:
@@ -207,7 +218,11 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
                 # Two draws in this order whether or not they flip, so runs stay comparable with earlier ones.
                 flip = (bool(gen.random() < 0.5), bool(gen.random() < 0.5)) if cfg.augment else (False, False)
                 xs = flipped(xs, flip)
-                feats = train_cache.get(idx, flip)
+                if train_cache:
+                    feats = train_cache.get(idx, flip)
+                else:
+                    with torch.no_grad():
+                        feats = run.teacher.module(flipped(run.tensors(images), flip))
                 # A reverse student encodes its own (corrupted) input; only a clean one may reuse the teacher's pass.
                 student_feats = run.student(xs, feats if cfg.denoise == 0 else None)
                 loss, _ = mixed_distillation_loss(run.targets(feats), student_feats, run.loss_weights, cfg.hard_fraction)

@@ -78,11 +78,12 @@ def test_service_loads_the_bundle(trained):
 
 @pytest.fixture(scope="module")
 def trained_reverse(trained):
-    """A reverse (RD4AD-style) student, exported with defective validation images for F1-optimal thresholds."""
+    """A reverse (RD4AD-style) student, exported with defective validation images for F1-optimal thresholds;
+    trained with the hard feature loss and without the teacher-feature cache (the teacher runs every step)."""
     cat, run, _ = trained
     rev = run.parent / "tiny-reverse"
     assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1", "--denoise-kinds", "line,crack,band",
-                 "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
+                 "--hard-fraction", "0.5", "--cache-mib", "0", "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
     assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
                  "--select-fusion"]) == 0
@@ -94,6 +95,7 @@ def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
     manifest = json.loads((bundle / "manifest.json").read_text())
     validate_manifest(manifest)
     assert manifest["student"]["architecture"].startswith("reverse-distillation decoder")
+    assert "worst-fitted 50% of locations (hard feature loss)" in (bundle / "MODEL_CARD.md").read_text()
     stats = torch.load(trained_reverse[1] / "last.pt", map_location="cpu")["teacher_stats"]
     for out, st in zip(manifest["teacher"]["outputs"], stats):
         assert out["standardize"] == st and len(st["mean"]) == out["channels"]

@@ -38,3 +38,10 @@ def test_flips_are_not_interchangeable_with_flipping_features(run):
 def test_only_the_unflipped_view_when_augmentation_is_off(run):
     images = np.zeros((2, 64, 64, 3), dtype=np.uint8)
     assert list(TeacherCache(run, images, batch=2, flips=FLIPS[:1]).views) == [(False, False)]
+
+
+def test_the_size_estimate_is_what_the_cache_holds(run):
+    images = np.zeros((3, 64, 64, 3), dtype=np.uint8)
+    cache = TeacherCache(run, images, batch=2)
+    held = sum(f.numel() * f.element_size() for v in cache.views.values() for f in v) / 2 ** 20
+    assert TeacherCache.mib(run, 3, len(FLIPS)) == pytest.approx(held)
