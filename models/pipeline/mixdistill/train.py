@@ -214,15 +214,15 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096) -> Pat
             for step in bar:
                 idx = np.sort(order[step * cfg.batch:(step + 1) * cfg.batch])
                 images = train_imgs[idx]
-                xs = run.tensors(corrupt(images, cfg.denoise, gen, cfg.denoise_kinds) if cfg.denoise > 0 else images)
+                shown = corrupt(images, cfg.denoise, gen, cfg.denoise_kinds) if cfg.denoise > 0 else images
                 # Two draws in this order whether or not they flip, so runs stay comparable with earlier ones.
                 flip = (bool(gen.random() < 0.5), bool(gen.random() < 0.5)) if cfg.augment else (False, False)
-                xs = flipped(xs, flip)
+                xs = flipped(run.tensors(shown), flip)
                 if train_cache:
                     feats = train_cache.get(idx, flip)
                 else:
                     with torch.no_grad():
-                        feats = run.teacher.module(flipped(run.tensors(images), flip))
+                        feats = run.teacher.module(xs if shown is images else flipped(run.tensors(images), flip))
                 # A reverse student encodes its own (corrupted) input; only a clean one may reuse the teacher's pass.
                 student_feats = run.student(xs, feats if cfg.denoise == 0 else None)
                 loss, _ = mixed_distillation_loss(run.targets(feats), student_feats, run.loss_weights, cfg.hard_fraction)
