@@ -54,11 +54,11 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str =
     minutes = p["training"]["seconds"] / 60
     drawn = cfg.get("denoise_kinds") or list(KINDS)  # runs from before the option drew the validation kinds
     kinds = ", ".join(drawn)
-    denoise = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect ({kinds}; teacher sees them clean), "
+    regimen = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect ({kinds}; teacher sees them clean), "
                if cfg.get("denoise") else "")
     hard = cfg.get("hard_fraction", 1.0)
     if hard < 1:
-        denoise += f"loss per path over the worst-fitted {hard:.0%} of locations (hard feature loss), "
+        regimen += f"loss per path over the worst-fitted {hard:.0%} of locations (hard feature loss), "
     last = log_lines[-1] if log_lines else {}
     text = f"""# {manifest['name']} {manifest['version']}
 
@@ -86,7 +86,7 @@ The teacher is frozen (eval mode) and exported unchanged as `teacher.onnx`.
 
 ## Training
 {cfg['epochs']} epochs, batch {cfg['batch']}, Adam with one-cycle learning rate up to {cfg['lr']}, weight decay {cfg['weight_decay']},
-random flips: {cfg['augment']}, {denoise}seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {p['training']['torch']}):
+random flips: {cfg['augment']}, {regimen}seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {p['training']['torch']}):
 {minutes:.1f} min. Final validation loss {last.get('val_loss', float('nan')):.4f}; checkpoint of epoch {p['training']['epochs']}.
 
 ## Fusion and calibration
