@@ -1,4 +1,6 @@
 """The teacher-feature cache must give training exactly the targets the teacher would compute on the fly."""
+import math
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,17 @@ def test_the_size_estimate_is_what_the_cache_holds(run):
     cache = TeacherCache(run, images, batch=2)
     held = sum(f.numel() * f.element_size() for v in cache.views.values() for f in v) / 2 ** 20
     assert TeacherCache.mib(run, 3, len(FLIPS)) == pytest.approx(held)
+
+
+def test_no_cache_above_the_cap_with_a_warning_that_names_the_memory_needed(run, caplog):
+    from mixdistill.train import teacher_caches
+
+    images = np.zeros((3, 64, 64, 3), dtype=np.uint8)
+    need = TeacherCache.mib(run, 3, len(FLIPS)) + TeacherCache.mib(run, 3, 1)
+    with caplog.at_level("INFO", logger="mixdistill.train"):
+        assert teacher_caches(run, images, images, 2, FLIPS, cache_mib=need / 2) == (None, None)
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1
+    assert f"Raise --cache-mib to {math.ceil(need)}" in warned[0].getMessage()
+    train_cache, val_cache = teacher_caches(run, images, images, 2, FLIPS, cache_mib=need)
+    assert list(train_cache.views) == list(FLIPS) and list(val_cache.views) == [FLIPS[0]]
