@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import subprocess
 import tempfile
@@ -69,11 +70,15 @@ def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Pat
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as lst:
             lst.write("\n".join(files) + "\n")
-        tmp = out.with_suffix(".partial")
+        # A name of its own: runs started side by side prepare the same file at once; os.replace is atomic and
+        # both write the same bytes, so whichever lands last is as good.
+        fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=out.stem + ".", suffix=".partial")
+        os.close(fd)
+        tmp = Path(tmp_name)
         subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, "--width", str(width), "--height", str(height),
                         "--fit", fit, "--out", str(tmp)], check=True, stdout=subprocess.DEVNULL)
         Path(lst.name).unlink()
-        tmp.rename(out)
+        os.replace(tmp, out)
     return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
 
 
