@@ -75,10 +75,13 @@ def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Pat
         fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=out.stem + ".", suffix=".partial")
         os.close(fd)
         tmp = Path(tmp_name)
-        subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, "--width", str(width), "--height", str(height),
-                        "--fit", fit, "--out", str(tmp)], check=True, stdout=subprocess.DEVNULL)
-        Path(lst.name).unlink()
-        os.replace(tmp, out)
+        try:
+            subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, "--width", str(width), "--height", str(height),
+                            "--fit", fit, "--out", str(tmp)], check=True, stdout=subprocess.DEVNULL)
+            os.replace(tmp, out)
+        finally:
+            Path(lst.name).unlink()
+            tmp.unlink(missing_ok=True)
     return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
 
 

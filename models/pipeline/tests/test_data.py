@@ -1,5 +1,6 @@
 """The prepared-image cache, shared by runs that may start side by side."""
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -22,3 +23,12 @@ def test_runs_preparing_the_same_images_at_once_both_get_them(tmp_path):
         results = list(pool.map(lambda _: data.prepare(samples, 32, 32, "stretch", cache), range(4)))
     assert all(r.shape == (4, 32, 32, 3) and np.array_equal(r, results[0]) for r in results)
     assert [p.suffix for p in cache.iterdir()] == [".u8"]  # no temporary file left behind
+
+
+def test_a_failed_preparation_leaves_nothing_in_the_cache(tmp_path):
+    bad = tmp_path / "not-an-image.png"
+    bad.write_text("hello")
+    cache = tmp_path / "cache"
+    with pytest.raises(subprocess.CalledProcessError):
+        data.prepare([data.Sample(bad, "good")], 32, 32, "stretch", cache)
+    assert list(cache.iterdir()) == []

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mixdistill.train import FLIPS, Run, TeacherCache, TrainConfig, flipped  # noqa: E402
+from mixdistill.train import FLIPS, Run, TeacherCache, TrainConfig, flipped, teacher_caches  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,6 @@ def test_the_size_estimate_is_what_the_cache_holds(run):
 
 
 def test_no_cache_above_the_cap_with_a_warning_that_names_the_memory_needed(run, caplog):
-    from mixdistill.train import teacher_caches
-
     images = np.zeros((3, 64, 64, 3), dtype=np.uint8)
     need = TeacherCache.mib(run, 3, len(FLIPS)) + TeacherCache.mib(run, 3, 1)
     with caplog.at_level("INFO", logger="mixdistill.train"):
