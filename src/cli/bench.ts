@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json out/bench.json] [--model mtd-mnv2] [--seconds 8] [--run runs/<run> for the PyTorch reference]
+ * npm run bench [-- --json out/bench.json] [--model mtd-mnv2] [--seconds 8] [--run runs/<run> for the PyTorch reference, once per ensemble member]
  *
  * One run, one machine: images/s and p50/p95/p99 latency of
  *   1. bare onnxruntime session.run on the composed graph (batch 1 and MAX_BATCH),
@@ -29,7 +29,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'mtd-mnv2' },
     json: { type: 'string' },
     seconds: { type: 'string', default: '8' },
-    run: { type: 'string' },
+    run: { type: 'string', multiple: true }, // an ensemble bundle: each member's run, in export order
     concurrency: { type: 'string', default: '1,4,16,32' },
   },
 });
@@ -128,11 +128,13 @@ async function httpRuns(concurrencies: number[]) {
 
 // 4. PyTorch reference
 function torchReference(): { eager: Stats[]; torchscript: Stats[] } | { skipped: string } {
-  const run = values.run;
-  if (!run || !existsSync(path.join(run, 'config.json'))) return { skipped: 'no --run folder given (the training run the bundle was exported from)' };
+  const runs = values.run ?? [];
+  if (!runs.length || !runs.every((run) => existsSync(path.join(run, 'config.json')))) {
+    return { skipped: 'no --run folder given (the training run the bundle was exported from; one --run per member of an ensemble)' };
+  }
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return { skipped: "Debian's python3-torch is not installed" };
-  const r = spawnSync('/usr/bin/python3', ['-m', 'mixdistill.bench_torch', '--run', run, '--bundle', bundleDir, '--batches', `1,${maxBatch}`, '--seconds', String(seconds)], {
+  const r = spawnSync('/usr/bin/python3', ['-m', 'mixdistill.bench_torch', ...runs.flatMap((run) => ['--run', run]), '--bundle', bundleDir, '--batches', `1,${maxBatch}`, '--seconds', String(seconds)], {
     encoding: 'utf8', env: { ...process.env, PYTHONPATH: fromRoot('models', 'pipeline') }, maxBuffer: 1 << 24,
   });
   if (r.status !== 0) return { skipped: `the PyTorch reference failed: ${r.stderr.split('\n').slice(-3).join(' ')}` };

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
 
     e = sub.add_parser("export", help="export a run to a model bundle (teacher.onnx, student.onnx, manifest.json)")
-    e.add_argument("--run", required=True, help="run folder written by train")
+    e.add_argument("--run", required=True, action="append", type=Path,
+                   help="run folder written by train; repeat it to serve several runs as one ensemble bundle (their maps fused)")
     e.add_argument("--out", required=True, help="bundle folder, e.g. models/my-model")
     e.add_argument("--version", default="1.0.0")
     e.add_argument("--checkpoint", default="best.pt", help="best.pt or last.pt")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     q = sub.add_parser("parity", help="compare the service's scoring of an exported bundle with PyTorch")
     q.add_argument("--bundle", required=True)
-    q.add_argument("--run", required=True, help="the run folder the bundle was exported from")
+    q.add_argument("--run", required=True, action="append", type=Path, help="the run folder(s) the bundle was exported from, in export order")
     q.add_argument("--checkpoint", default="best.pt")
     q.add_argument("--images", nargs="+", required=True, help="image files (or folders: every image in them)")
     q.add_argument("--tolerance", type=float, default=1e-4)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "export":
         from .export import ExportOptions, export
 
-        export(ExportOptions(run=Path(args.run), out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
+        export(ExportOptions(runs=args.run, out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
                              margin=args.margin, description=args.description, defects=args.defects, select_fusion=args.select_fusion,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         files = []
         for item in map(Path, args.images):
             files += sorted(f for f in item.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if item.is_dir() else [item]
-        result = parity(Path(args.bundle), Path(args.run), args.checkpoint, files, args.tolerance)
+        result = parity(Path(args.bundle), args.run, args.checkpoint, files, args.tolerance)
         print(json.dumps(result))
         return 0 if result["ok"] else 1
     if args.cmd == "synthetic":

@@ -1,4 +1,4 @@
-"""PyTorch reference timing of a bundle's run (teacher + student + maps + fusion + score), eager and
+"""PyTorch reference timing of a bundle's run(s) (teacher + student + maps + fusion + score), eager and
 TorchScript-frozen, for the service's benchmark (npm run bench). Prints one JSON object.
 
     python3 -m mixdistill.bench_torch --run runs/x --checkpoint best.pt --bundle models/x --batches 1,8 --seconds 5
@@ -14,18 +14,19 @@ from pathlib import Path
 import torch
 
 from .anomaly_map import fuse, path_maps, reduce_score
-from .train import Run, TrainConfig
+from .members import Members
 
 
 class Scorer(torch.nn.Module):
-    def __init__(self, run: Run, manifest: dict):
+    def __init__(self, members: Members, manifest: dict):
         super().__init__()
-        self.teacher, self.student = run.teacher.module, run.student
+        self.teacher, self.student = members.teacher_module(), members.student_module()
         names = [o["name"] for o in manifest["student"]["outputs"]]
         f = manifest["fusion"]
         chosen = [p for p in f["paths"] if p["weight"] != 0]
         self.index = [names.index(p["student"]) for p in chosen]
-        self.pairs = [p.teacher_tap for p in run.paths]
+        first_tap = [sum(len(r.taps) for r in members.runs[:k]) for k in range(len(members.runs))]  # in the teachers' joint outputs
+        self.pairs = [first + p.teacher_tap for first, r in zip(first_tap, members.runs) for p in r.paths]
         self.offsets, self.scales, self.weights = [p["offset"] for p in chosen], [p["scale"] for p in chosen], [p["weight"] for p in chosen]
         self.sigma, self.ksize, self.reduction = f["sigma"], f["kernelSize"], f["reduction"]
         self.h, self.w = manifest["input"]["height"], manifest["input"]["width"]
@@ -54,19 +55,15 @@ def timeit(fn, x: torch.Tensor, seconds: float) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", required=True, action="append", type=Path, help="the run(s) the bundle was exported from, in export order")
     p.add_argument("--checkpoint", default="best.pt")
     p.add_argument("--bundle", required=True)
     p.add_argument("--batches", default="1,8")
     p.add_argument("--seconds", type=float, default=5)
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    cfg = TrainConfig(**json.loads((Path(a.run) / "config.json").read_text()))
-    run = Run(cfg)
-    run.load(torch.load(Path(a.run) / a.checkpoint, map_location="cpu"))
-    run.student.eval()
     manifest = json.loads((Path(a.bundle) / "manifest.json").read_text())
-    scorer = Scorer(run, manifest).eval()
+    scorer = Scorer(Members.load(a.run, a.checkpoint), manifest).eval()
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "eager": [], "torchscript": []}
     for b in [int(v) for v in a.batches.split(",")]:
         x = torch.rand(b, 3, scorer.h, scorer.w)

@@ -43,23 +43,46 @@ def _selection_text(sel: dict | None, denoised_these_kinds: bool = False) -> str
                "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised_these_kinds else ""))
 
 
-def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str = "") -> None:
-    p = manifest["provenance"]
-    cfg = p["training"]["config"]
-    teacher = p["teacher"]
-    paths = "\n".join(f"| `{o['name']}` | {o['path']} | {o['layer']} | `{o['imitates']}` (stride {o['stride']}, {o['channels']} ch) |"
-                      for o in manifest["student"]["outputs"])
-    fusion = "\n".join(f"| `{f['student']}` | {f['weight']:g} | {f['offset']:.5f} | {f['scale']:.5f} |" for f in manifest["fusion"]["paths"])
-    cal = manifest["calibration"]
-    minutes = p["training"]["seconds"] / 60
+def _teacher_text(teacher: dict) -> str:
+    return (f"`{teacher.get('spec')}` — {teacher.get('note', '')}.\n"
+            + ("Weights: the npm package nsfwjs " + teacher['version'] + " (MIT), read from node_modules at training time; ported to PyTorch "
+               "and checked against the original tfjs network (test/teacher-parity.test.ts).\n" if teacher.get('package') == 'nsfwjs' else ''))
+
+
+def _training_text(training: dict) -> str:
+    cfg = training["config"]
     drawn = cfg.get("denoise_kinds") or list(KINDS)  # runs from before the option drew the validation kinds
-    kinds = ", ".join(drawn)
-    regimen = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect ({kinds}; teacher sees them clean), "
+    regimen = (f"denoising: {cfg['denoise']:.0%} of training images shown to the student with a synthetic defect ({', '.join(drawn)}; teacher sees them clean), "
                if cfg.get("denoise") else "")
     hard = cfg.get("hard_fraction", 1.0)
     if hard < 1:
         regimen += f"loss per path over the worst-fitted {hard:.0%} of locations (hard feature loss), "
-    last = log_lines[-1] if log_lines else {}
+    val_loss = training.get("finalValLoss")
+    return (f"{cfg['epochs']} epochs, batch {cfg['batch']}, Adam with one-cycle learning rate up to {cfg['lr']}, weight decay {cfg['weight_decay']},\n"
+            f"random flips: {cfg['augment']}, {regimen}seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {training['torch']}):\n"
+            f"{training['seconds'] / 60:.1f} min. Final validation loss {val_loss if val_loss is not None else float('nan'):.4f}; checkpoint of epoch {training['epochs']}.\n")
+
+
+def write_card(folder: Path, manifest: dict, notes: str = "") -> None:
+    p = manifest["provenance"]
+    # An ensemble's provenance lists its members (members.py); a single run's has one teacher and one training.
+    members = p.get("members") or [{"teacher": p["teacher"], "training": p["training"]}]
+    ensemble = len(members) > 1
+    configs = [m["training"]["config"] for m in members]
+    paths = "\n".join(f"| `{o['name']}` | {o['path']} | {o['layer']} | `{o['imitates']}` (stride {o['stride']}, {o['channels']} ch) |"
+                      for o in manifest["student"]["outputs"])
+    fusion = "\n".join(f"| `{f['student']}` | {f['weight']:g} | {f['offset']:.5f} | {f['scale']:.5f} |" for f in manifest["fusion"]["paths"])
+    cal = manifest["calibration"]
+    denoised_these_kinds = any(c.get("denoise") and set(c.get("denoise_kinds") or KINDS) & set(KINDS) for c in configs)
+    if ensemble:
+        teacher_text = ("An ensemble: each member is a teacher and the student trained on it; all see the same input, and their maps are "
+                        "fused like the paths of one model.\n\n" + "\n".join(
+                            f"- Member `{m['run']}` (taps {', '.join(f'`{t}`' for t in m['taps'])}): " + _teacher_text(m["teacher"]).replace("\n", " ").strip()
+                            for m in members))
+        training_text = "\n".join(f"Member `{m['run']}`: " + _training_text(m["training"]) for m in members)
+    else:
+        teacher_text, training_text = _teacher_text(members[0]["teacher"]), _training_text(members[0]["training"])
+    teacher_text, training_text = teacher_text.rstrip("\n"), training_text.rstrip("\n")
     text = f"""# {manifest['name']} {manifest['version']}
 
 {manifest['description']}
@@ -73,9 +96,8 @@ def write_card(folder: Path, manifest: dict, log_lines: list[dict], notes: str =
 {"- Exposure: each image's pixels are remapped to mean " + str(manifest['input']['normalizeIntensity']['mean']) + " and std " + str(manifest['input']['normalizeIntensity']['std']) + " before scaling." if manifest['input'].get('normalizeIntensity') else "- Exposure: not normalised."}
 
 ## Teacher
-`{teacher.get('spec')}` — {teacher.get('note', '')}.
-{"Weights: the npm package nsfwjs " + teacher['version'] + " (MIT), read from node_modules at training time; ported to PyTorch and checked against the original tfjs network (test/teacher-parity.test.ts)." if teacher.get('package') == 'nsfwjs' else ''}
-The teacher is frozen (eval mode) and exported unchanged as `teacher.onnx`.
+{teacher_text}
+The {"teachers are" if ensemble else "teacher is"} frozen (eval mode) and exported unchanged as `teacher.onnx`.
 
 ## Student and paths
 {manifest['student']['architecture']}; its trainable layers randomly initialised and trained to reproduce the teacher through these paths:
@@ -85,15 +107,13 @@ The teacher is frozen (eval mode) and exported unchanged as `teacher.onnx`.
 {paths}
 
 ## Training
-{cfg['epochs']} epochs, batch {cfg['batch']}, Adam with one-cycle learning rate up to {cfg['lr']}, weight decay {cfg['weight_decay']},
-random flips: {cfg['augment']}, {regimen}seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {p['training']['torch']}):
-{minutes:.1f} min. Final validation loss {last.get('val_loss', float('nan')):.4f}; checkpoint of epoch {p['training']['epochs']}.
+{training_text}
 
 ## Fusion and calibration
 Maps: 1 - cos per path, bilinear to the input size, (d - offset) / scale * weight summed, Gaussian sigma
 {manifest['fusion']['sigma']} (kernel {manifest['fusion']['kernelSize']}), image score `{manifest['fusion']['reduction']['kind']}`.
 Offsets and scales put each path's normal validation values at mean 0 and 99.9th percentile 1.
-{_selection_text(p.get('fusionSelection'), bool(cfg.get('denoise')) and bool(set(drawn) & set(KINDS)))}
+{_selection_text(p.get('fusionSelection'), denoised_these_kinds)}
 | output | weight | offset | scale |
 |---|---|---|---|
 {fusion}

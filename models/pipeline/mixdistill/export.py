@@ -1,4 +1,5 @@
-"""Export a training run to a model bundle: teacher.onnx, student.onnx, manifest.json, MODEL_CARD.md."""
+"""Export a training run (or several, as an ensemble) to a model bundle: teacher.onnx, student.onnx, manifest.json,
+MODEL_CARD.md."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,10 +14,11 @@ import onnx
 import torch
 
 from . import __version__, data, fusion_select, synthetic_defects
-from .anomaly_map import fuse, kernel_size_for, path_maps, reduce_score
+from .anomaly_map import fuse, kernel_size_for, reduce_score
 from .bundle import validate_manifest, write_card
 from .calibrate import path_normalization, threshold_f1, threshold_from_normal
-from .train import Run, TrainConfig, load_split
+from .members import Members
+from .train import load_split
 from .teachers.nsfwjs import REPO_ROOT
 
 log = logging.getLogger("mixdistill.export")
@@ -25,7 +27,7 @@ INPUT = "image"
 
 @dataclass
 class ExportOptions:
-    run: Path
+    runs: list[Path]  # one run, or several served as an ensemble (members.py)
     out: Path
     version: str = "1.0.0"
     checkpoint: str = "best.pt"
@@ -65,40 +67,51 @@ def _git_commit() -> str | None:
         return None
 
 
-def collect_maps(run: Run, images: np.ndarray, batch: int) -> list[np.ndarray]:
-    """Per path, [N, H, W] discrepancy maps at input size (reference math)."""
-    cfg = run.cfg
-    chunks: list[list[torch.Tensor]] = [[] for _ in run.paths]
-    run.student.eval()
-    with torch.no_grad():
-        for i in range(0, len(images), batch):
-            x = run.tensors(images[i:i + batch])
-            maps = path_maps(run.targets(run.teacher.module(x)), run.student(x), cfg.height, cfg.width)
-            for k, m in enumerate(maps):
-                chunks[k].append(m)
-    return [torch.cat(c).numpy() for c in chunks]
+def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[torch.Tensor], d_masks: np.ndarray,
+                  norms: list[tuple[float, float]], sigma: float, ksize: int, reduction: dict) -> tuple[list[float], list[dict]]:
+    """One run: the best candidate of fusion_select. An ensemble: each member's best candidate among its own
+    paths, then the members' choices together, each member's weights summing to 1 so that no member outvotes
+    another by having more paths chosen. The combination is the design, not a candidate: a single member's
+    map can score higher on synthetic defects (which favour sharp pixel outlines) and still give worse verdicts."""
+    seed = members.cfg.seed
+    names = members.output_names()
+    if not members.ensemble:
+        return fusion_select.select(val_maps, d_maps, d_masks, norms, names[0], sigma, ksize, reduction, seed)
+    n = sum(len(x) for x in names)
+    weights: list[float] = []
+    rows: list[dict] = []
+    for d, member_names in zip(members.dirs, names):
+        sl = slice(len(weights), len(weights) + len(member_names))
+        w, member_rows = fusion_select.select(val_maps[sl], d_maps[sl], d_masks, norms[sl], member_names, sigma, ksize, reduction, seed)
+        for r in member_rows:
+            r["name"] = f"{d.name}: {r['name']}"
+            r["weights"] = [0.0] * sl.start + r["weights"] + [0.0] * (n - sl.stop)
+        rows += member_rows
+        weights += [x / sum(w) for x in w]
+    both = fusion_select.score(val_maps, d_maps, d_masks, norms, [("members' choices together, each member weighted equally", weights)],
+                               sigma, ksize, reduction, seed)[0]
+    both["chosen"] = True
+    return weights, rows + [both]
 
 
 def export(opts: ExportOptions) -> Path:
-    cfg = TrainConfig(**json.loads((opts.run / "config.json").read_text()))
-    torch.manual_seed(cfg.seed)
-    run = Run(cfg)
-    state = torch.load(opts.run / opts.checkpoint, map_location="cpu")
-    run.load(state)
-    run.student.eval()
+    members = Members.load(opts.runs, opts.checkpoint)
+    cfg = members.cfg
     name = opts.out.name
     opts.out.mkdir(parents=True, exist_ok=True)
-    out_names = [p.output_name(run.taps) for p in run.paths]
+    paths = [(run, p) for run in members.runs for p in run.paths]
+    out_names = [n for names in members.output_names() for n in names]
 
-    _export_onnx(run.teacher.module, opts.out / "teacher.onnx", run.teacher.taps, cfg.height, cfg.width)
-    _export_onnx(run.student, opts.out / "student.onnx", out_names, cfg.height, cfg.width)
+    _export_onnx(members.teacher_module(), opts.out / "teacher.onnx", members.tap_names(), cfg.height, cfg.width)
+    _export_onnx(members.student_module(), opts.out / "student.onnx", out_names, cfg.height, cfg.width)
 
-    # Calibration on the normal validation split the run held out (never trained on).
+    # Calibration on the normal validation split the runs held out (never trained on).
+    cache = opts.runs[0].parent / ".cache"
     fit_set, val_set = load_split(cfg)
-    val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, opts.run.parent / ".cache")
-    maps = collect_maps(run, val_imgs, opts.batch)
+    val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
+    maps = members.collect_maps(val_imgs, opts.batch)
     norms = [path_normalization(m) for m in maps]
-    weights = [opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0)) for n, p in zip(out_names, run.paths)]
+    weights = [opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0)) for n, (_, p) in zip(out_names, paths)]
     ksize = kernel_size_for(opts.sigma)
     reduction = parse_reduction(opts.reduction)
     offsets, scales = [o for o, _ in norms], [s for _, s in norms]
@@ -108,13 +121,12 @@ def export(opts: ExportOptions) -> Path:
         if opts.fusion_weights:
             raise ValueError("--select-fusion chooses the weights itself; drop --fusion-weights")
         d_imgs, d_masks, kinds = synthetic_defects.paint(val_imgs, cfg.seed)
-        d_maps = collect_maps(run, d_imgs, opts.batch)
-        weights, rows = fusion_select.select(val_maps, [torch.from_numpy(m) for m in d_maps], d_masks, norms,
-                                             out_names, opts.sigma, ksize, reduction, cfg.seed)
+        d_maps = [torch.from_numpy(m) for m in members.collect_maps(d_imgs, opts.batch)]
+        weights, rows = select_fusion(members, val_maps, d_maps, d_masks, norms, opts.sigma, ksize, reduction)
         selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
                              f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.seed}",
                      "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
-        log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in rows if r["chosen"]))
+        log.info("fusion weights chosen on synthetic defects: %s", rows[-1]["name"] if members.ensemble else next(r["name"] for r in rows if r["chosen"]))
     fused = fuse(val_maps, offsets, scales, weights, opts.sigma, ksize)
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
@@ -130,8 +142,8 @@ def export(opts: ExportOptions) -> Path:
         log.warning("%s holds no defective images: thresholds stay normal-quantile", opts.defects)
     if defective:
         method = "f1-optimal"
-        d_imgs = data.prepare(defective, cfg.width, cfg.height, cfg.fit, opts.run.parent / ".cache")
-        d_fused = fuse([torch.from_numpy(m) for m in collect_maps(run, d_imgs, opts.batch)], offsets, scales, weights, opts.sigma, ksize)
+        d_imgs = data.prepare(defective, cfg.width, cfg.height, cfg.fit, cache)
+        d_fused = fuse([torch.from_numpy(m) for m in members.collect_maps(d_imgs, opts.batch)], offsets, scales, weights, opts.sigma, ksize)
         image_cal, image_how = threshold_f1(image_cal, scores, reduce_score(d_fused, reduction).numpy())
         masks = data.prepare_masks(defective, cfg.width, cfg.height, cfg.fit)
         d_px = d_fused.numpy()
@@ -144,42 +156,52 @@ def export(opts: ExportOptions) -> Path:
                        f"image: {image_how}; pixel: {pixel_how}; low = normal median")
         log.info("calibration: %s", description)
 
-    log_lines = [json.loads(l) for l in (opts.run / "log.jsonl").read_text().splitlines() if l.strip()]
+    def training(d: Path, state: dict) -> dict:
+        log_lines = [json.loads(l) for l in (d / "log.jsonl").read_text().splitlines() if l.strip()]
+        return {"epochs": state.get("epoch"), "config": json.loads((d / "config.json").read_text()),
+                "seconds": round(sum(r["seconds"] for r in log_lines), 1),
+                "finalValLoss": log_lines[-1]["val_loss"] if log_lines else None, "torch": torch.__version__}
+
+    trainings = [training(d, st) for d, st in zip(members.dirs, members.states)]
+    teachers = " + ".join(r.cfg.teacher for r in members.runs)
+    teacher_outputs = []
+    for run in members.runs:
+        stats = run.teacher.module.stats() if run.cfg.standardize_teacher else [None] * len(run.taps)
+        teacher_outputs += [{"name": t.name, "stride": t.stride, "channels": t.channels, **({"standardize": st} if st else {})}
+                            for t, st in zip(run.taps, stats)]
+    student_outputs = [{"name": n, "imitates": run.taps[p.teacher_tap].name, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
+                        "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}
+                       for n, (run, p) in zip(out_names, paths)]
+    students = (members.runs[0].student.describe() if not members.ensemble
+                else " + ".join(f"{r.student.describe()} (imitating {r.cfg.teacher})" for r in members.runs))
     manifest = {
         "schemaVersion": 1,
         "name": name,
         "version": opts.version,
-        "description": opts.description or f"Mixed-distillation student on {cfg.category or Path(cfg.data).name}, teacher {cfg.teacher}",
+        "description": opts.description or f"Mixed-distillation student on {cfg.category or Path(cfg.data).name}, teacher {teachers}",
         "card": "MODEL_CARD.md",
         "input": {"name": INPUT, "width": cfg.width, "height": cfg.height, "channelOrder": "RGB",
-                  "scaling": {k: run.teacher.scaling[k] for k in ("scale", "mean", "std")}, "fit": cfg.fit,
+                  "scaling": {k: members.runs[0].teacher.scaling[k] for k in ("scale", "mean", "std")}, "fit": cfg.fit,
                   **({"normalizeIntensity": cfg.normalize_intensity} if cfg.normalize_intensity else {})},
-        "teacher": {"file": "teacher.onnx", "architecture": cfg.teacher,
-                    "outputs": [{"name": t.name, "stride": t.stride, "channels": t.channels, **({"standardize": st} if cfg.standardize_teacher else {})}
-                                for t, st in zip(run.taps, run.teacher.module.stats() if cfg.standardize_teacher else [None] * len(run.taps))]},
-        "student": {"file": "student.onnx", "architecture": run.student.describe(),
-                    "outputs": [{"name": n, "imitates": run.taps[p.teacher_tap].name, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
-                                 "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}
-                                for n, p in zip(out_names, run.paths)]},
+        "teacher": {"file": "teacher.onnx", "architecture": teachers, "outputs": teacher_outputs},
+        "student": {"file": "student.onnx", "architecture": students, "outputs": student_outputs},
         "fusion": {"paths": [{"student": n, "weight": w, "offset": o, "scale": s} for n, w, (o, s) in zip(out_names, weights, norms)],
                    "sigma": opts.sigma, "kernelSize": ksize, "reduction": reduction},
         "calibration": {"method": method, "description": description, "image": image_cal, "pixel": pixel_cal,
                         "validation": {"normalImages": len(val_set), "defectiveImages": len(defective)}},
         "provenance": {
             "createdAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "teacher": run.teacher.source,
+            **({"teacher": members.runs[0].teacher.source, "training": trainings[0]} if not members.ensemble else
+               {"members": [{"run": d.name, "teacher": r.teacher.source, "taps": r.teacher.taps, "training": t}
+                            for d, r, t in zip(members.dirs, members.runs, trainings)]}),
             "data": {"root": Path(cfg.data).name, "category": cfg.category, "trainImages": len(fit_set),
                      "validationImages": len(val_set), "validationFraction": cfg.val_fraction, "seed": cfg.seed},
-            "training": {"epochs": state.get("epoch"), "config": json.loads((opts.run / "config.json").read_text()),
-                         "seconds": round(sum(r["seconds"] for r in log_lines), 1),
-                         "finalValLoss": log_lines[-1]["val_loss"] if log_lines else None,
-                         "torch": torch.__version__},
             "code": {"pipeline": __version__, "commit": _git_commit()},
             **({"fusionSelection": selection} if selection else {}),
         },
     }
     validate_manifest(manifest)
     (opts.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_card(opts.out, manifest, log_lines, opts.card_notes)
+    write_card(opts.out, manifest, opts.card_notes)
     log.info("bundle written to %s: image threshold %.4f (normal p50 %.4f)", opts.out, image_cal["threshold"], image_cal["low"])
     return opts.out

@@ -4,6 +4,7 @@ them (synthetic_defects.py), never the test set.
 Candidates: every path with weight 1 (the default), each path alone, and every path but one. Each is scored
 by the mean of image AUROC and pixel AUROC on the synthetic set; ties keep the candidate with more paths.
 The table of all candidates goes into the manifest and the model card, so the choice can be checked.
+An ensemble bundle (several runs) chooses among each run's own paths; export.select_fusion combines the choices.
 """
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ def candidates(names: list[str]) -> list[tuple[str, list[float]]]:
     return out
 
 
-def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
-           names: list[str], sigma: float, ksize: int, reduction: dict, seed: int = 0, negatives: int = 400_000) -> tuple[list[float], list[dict]]:
-    """Weights of the best candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, mean)."""
+def score(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
+          cands: list[tuple[str, list[float]]], sigma: float, ksize: int, reduction: dict, seed: int = 0,
+          negatives: int = 400_000) -> list[dict]:
+    """Each candidate's row: name, weights, imageAUROC, pixelAUROC and their mean on the synthetic set."""
     rng = np.random.default_rng(seed)
     n_normal = normal_maps[0].shape[0]
     labels = np.r_[np.zeros(n_normal, bool), np.ones(defect_maps[0].shape[0], bool)]
@@ -49,12 +51,19 @@ def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], mas
     px_labels = np.r_[np.zeros(len(neg_idx), bool), np.ones(len(pos_idx), bool)]
     offsets, scales = [o for o, _ in norms], [s for _, s in norms]
     rows = []
-    for name, weights in candidates(names):
+    for name, weights in cands:
         fused = torch.cat([fuse(normal_maps, offsets, scales, weights, sigma, ksize), fuse(defect_maps, offsets, scales, weights, sigma, ksize)])
         scores = reduce_score(fused, reduction).numpy()
         flat = fused.numpy().ravel()
         img, px = auroc(scores, labels), auroc(np.r_[flat[neg_idx], flat[pos_idx]], px_labels)
         rows.append({"name": name, "weights": weights, "imageAUROC": img, "pixelAUROC": px, "mean": (img + px) / 2})
+    return rows
+
+
+def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
+           names: list[str], sigma: float, ksize: int, reduction: dict, seed: int = 0, negatives: int = 400_000) -> tuple[list[float], list[dict]]:
+    """Weights of the best candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, mean)."""
+    rows = score(normal_maps, defect_maps, masks, norms, candidates(names), sigma, ksize, reduction, seed, negatives)
     best = max(rows, key=lambda r: (round(r["mean"], 4), sum(w > 0 for w in r["weights"])))
     for r in rows:
         r["chosen"] = r is best

@@ -15,32 +15,30 @@ import numpy as np
 import torch
 
 from . import data
-from .anomaly_map import fuse, path_maps, reduce_score
+from .anomaly_map import fuse, reduce_score
+from .members import Members
 from .teachers.nsfwjs import REPO_ROOT
-from .train import Run, TrainConfig
 
 log = logging.getLogger("mixdistill.parity")
 SCORE_JS = REPO_ROOT / "dist" / "src" / "cli" / "score-images.js"
 
 
-def reference(run: Run, manifest: dict, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def reference(members: Members, manifest: dict, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Anomaly maps and scores by the PyTorch reference math, with the bundle's fusion settings."""
-    inp, fusion = manifest["input"], manifest["fusion"]
+    fusion = manifest["fusion"]
     names = [o["name"] for o in manifest["student"]["outputs"]]
     with torch.no_grad():
-        maps = dict(zip(names, path_maps(run.targets(run.teacher.module(x)), run.student(x), inp["height"], inp["width"])))
+        maps = dict(zip(names, members.maps(x)))
         chosen = [f for f in fusion["paths"] if f["weight"] != 0]
         fused = fuse([maps[f["student"]] for f in chosen], [f["offset"] for f in chosen], [f["scale"] for f in chosen],
                      [f["weight"] for f in chosen], fusion["sigma"], fusion["kernelSize"])
         return fused.numpy(), reduce_score(fused, fusion["reduction"]).numpy()
 
 
-def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tolerance: float = 1e-4, batch: int = 16) -> dict:
+def parity(bundle: Path, run_dirs: list[Path], checkpoint: str, images: list[Path], tolerance: float = 1e-4, batch: int = 16) -> dict:
+    """run_dirs: the run the bundle was exported from, or its members' runs in export order."""
     manifest = json.loads((bundle / "manifest.json").read_text())
-    cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    run = Run(cfg)
-    run.load(torch.load(run_dir / checkpoint, map_location="cpu"))
-    run.student.eval()
+    members = Members.load(run_dirs, checkpoint)
     inp = manifest["input"]
     samples = [data.Sample(p, "any") for p in images]
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +51,7 @@ def parity(bundle: Path, run_dir: Path, checkpoint: str, images: list[Path], tol
         node_maps = np.fromfile(out, dtype=np.float32).reshape(len(images), inp["height"], inp["width"])
     node_scores = np.array([json.loads(l)["score"] for l in lines], dtype=np.float32)
     s = inp["scaling"]
-    chunks = [reference(run, manifest, data.to_tensor(pixels[i:i + batch], s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
+    chunks = [reference(members, manifest, data.to_tensor(pixels[i:i + batch], s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
               for i in range(0, len(pixels), batch)]
     ref_maps, ref_scores = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
     result = {"images": len(images), "maxMapDiff": float(np.abs(ref_maps - node_maps).max()),

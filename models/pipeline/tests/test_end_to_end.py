@@ -65,7 +65,7 @@ def test_exported_bundle_matches_the_contract(trained):
 def test_service_scoring_matches_pytorch(trained):
     cat, run, bundle = trained
     images = sorted((cat / "test").rglob("*.png"))
-    result = parity(bundle, run, "last.pt", images, tolerance=1e-4)
+    result = parity(bundle, [run], "last.pt", images, tolerance=1e-4)
     assert result["ok"], result
 
 
@@ -118,5 +118,54 @@ def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
 
 def test_reverse_student_service_scoring_matches_pytorch(trained_reverse):
     cat, run, bundle = trained_reverse
-    result = parity(bundle, run, "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    result = parity(bundle, [run], "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
     assert result["ok"], result
+
+
+@pytest.fixture(scope="module")
+def ensemble(trained):
+    """A second tiny run on other taps of the same teacher, served with the first as one bundle."""
+    cat, run, _ = trained
+    deep = run.parent / "tiny-deep"
+    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(deep), "--size", "64", "--taps", "block_12_add,block_15_add",
+                 "--paths", "direct", "--epochs", "1", "--batch", "4", "--widths", "16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
+                 "--normalize-intensity", "110,40"]) == 0
+    bundle = run.parent.parent / "models" / "tiny-ensemble"
+    assert main(["export", "--run", str(run), "--run", str(deep), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1",
+                 "--select-fusion"]) == 0
+    return cat, [run, deep], bundle
+
+
+def test_ensemble_bundle_serves_both_members(ensemble):
+    _, runs, bundle = ensemble
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    validate_manifest(manifest)
+    assert [o["name"] for o in manifest["teacher"]["outputs"]] == ["block_2_add", "block_5_add", "block_9_add", "block_12_add", "block_15_add"]
+    names = [o["name"] for o in manifest["student"]["outputs"]]
+    assert names == ["direct.block_2_add", "direct.block_5_add", "direct.block_9_add", "skip.block_2_add", "symmetric.block_9_add",
+                     "direct.block_12_add", "direct.block_15_add"]
+    members = manifest["provenance"]["members"]
+    assert [m["run"] for m in members] == ["tiny", "tiny-deep"] and members[1]["taps"] == ["block_12_add", "block_15_add"]
+    assert "teacher" not in manifest["provenance"] and members[0]["training"]["config"]["denoise"] == 0.5
+    # each member's own choice, the members weighted equally: the last row is the bundle's weights
+    sel = manifest["provenance"]["fusionSelection"]["candidates"]
+    weights = [p["weight"] for p in manifest["fusion"]["paths"]]
+    assert sel[-1]["chosen"] and sel[-1]["weights"] == weights
+    assert sum(weights[:5]) == pytest.approx(1) and sum(weights[5:]) == pytest.approx(1)
+    for member, sl in (("tiny", slice(0, 5)), ("tiny-deep", slice(5, 7))):
+        rows = [r for r in sel if r["name"].startswith(member + ": ")]
+        mine = [r for r in rows if r["chosen"]]
+        assert len(mine) == 1 and len(rows) == (1 + 2 * 5 if member == "tiny" else 3)
+        chosen = mine[0]["weights"][sl]
+        assert [w / sum(chosen) for w in chosen] == pytest.approx(weights[sl])
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "An ensemble" in card and "Member `tiny-deep` (taps `block_12_add`, `block_15_add`)" in card
+    assert "The teachers are frozen" in card and "Member `tiny`: 2 epochs" in card
+
+
+def test_ensemble_service_scoring_matches_pytorch(ensemble):
+    cat, runs, bundle = ensemble
+    result = parity(bundle, runs, "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    assert result["ok"], result
+    with pytest.raises(ValueError, match="appear in more than one run"):
+        parity(bundle, [runs[0], runs[0]], "last.pt", [], tolerance=1e-4)

@@ -1,0 +1,119 @@
+"""The trained runs one bundle serves: usually one, or several (an ensemble) whose teachers and students run
+side by side on the same input and whose maps are fused like the paths of one run.
+
+Why ensembles: students of different teachers fail in different places (on MTD the MobileNetV2 student finds
+defective parts, the InceptionV3 one outlines uneven areas), and averaging normalised maps keeps what each
+finds while their independent false alarms average down. The bundle contract needs nothing new for this:
+teacher.onnx and student.onnx just have more outputs, so the service serves an ensemble like any model.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .anomaly_map import path_maps
+from .train import Run, TrainConfig
+
+# What every member must share: the input the service prepares once for all of them, and the held-out
+# normal images export calibrates on.
+SHARED_CONFIG = ("data", "category", "width", "height", "fit", "normalize_intensity", "val_fraction", "seed")
+
+
+class Concat(nn.Module):
+    """One graph whose outputs are its parts' outputs in order; every part sees the same input."""
+
+    def __init__(self, parts: list[nn.Module]):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out: list[torch.Tensor] = []
+        for part in self.parts:
+            out.extend(part(x))
+        return out
+
+
+def check_compatible(configs: list[TrainConfig], scalings: list[dict], tap_names: list[list[str]]) -> None:
+    first = configs[0]
+    for i, cfg in enumerate(configs[1:], start=2):
+        differ = [k for k in SHARED_CONFIG if getattr(cfg, k) != getattr(first, k)]
+        if differ:
+            raise ValueError(f"run {i} differs from run 1 in {', '.join(differ)}: members of one bundle must share "
+                             "their input and validation split")
+    for i, s in enumerate(scalings[1:], start=2):
+        if s != scalings[0]:
+            raise ValueError(f"run {i}'s teacher expects scaling {s}, run 1's {scalings[0]}: one input tensor feeds every member")
+    names = [n for taps in tap_names for n in taps]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"teacher outputs {dup} appear in more than one run: each member needs its own tap names")
+
+
+@dataclass
+class Members:
+    runs: list[Run]
+    states: list[dict]
+    dirs: list[Path]
+
+    @classmethod
+    def load(cls, run_dirs: list[Path], checkpoint: str) -> "Members":
+        runs, states = [], []
+        for d in run_dirs:
+            cfg = TrainConfig(**json.loads((d / "config.json").read_text()))
+            torch.manual_seed(cfg.seed)
+            run = Run(cfg)
+            state = torch.load(d / checkpoint, map_location="cpu")
+            run.load(state)
+            run.student.eval()
+            runs.append(run)
+            states.append(state)
+        check_compatible([r.cfg for r in runs], [r.teacher.scaling for r in runs], [r.teacher.taps for r in runs])
+        return cls(runs, states, list(run_dirs))
+
+    @property
+    def cfg(self) -> TrainConfig:
+        """The shared part of the configuration (SHARED_CONFIG) is the same in every member."""
+        return self.runs[0].cfg
+
+    @property
+    def ensemble(self) -> bool:
+        return len(self.runs) > 1
+
+    def teacher_module(self) -> nn.Module:
+        return self.runs[0].teacher.module if not self.ensemble else Concat([r.teacher.module for r in self.runs])
+
+    def student_module(self) -> nn.Module:
+        return self.runs[0].student if not self.ensemble else Concat([r.student for r in self.runs])
+
+    def tap_names(self) -> list[str]:
+        return [n for r in self.runs for n in r.teacher.taps]
+
+    def output_names(self) -> list[list[str]]:
+        """Per member, its students' output names (= path names, e.g. direct.block_12_add)."""
+        return [[p.output_name(r.taps) for p in r.paths] for r in self.runs]
+
+    def tensors(self, images: np.ndarray) -> torch.Tensor:
+        return self.runs[0].tensors(images)
+
+    def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per output, in output order, [N, H, W] discrepancy maps at input size (reference math)."""
+        cfg = self.cfg
+        out: list[torch.Tensor] = []
+        with torch.no_grad():
+            for r in self.runs:
+                out += path_maps(r.targets(r.teacher.module(x)), r.student(x), cfg.height, cfg.width)
+        return out
+
+    def collect_maps(self, images: np.ndarray, batch: int) -> list[np.ndarray]:
+        chunks: list[list[torch.Tensor]] = []
+        for i in range(0, len(images), batch):
+            maps = self.maps(self.tensors(images[i:i + batch]))
+            chunks = chunks or [[] for _ in maps]
+            for k, m in enumerate(maps):
+                chunks[k].append(m)
+        return [torch.cat(c).numpy() for c in chunks]

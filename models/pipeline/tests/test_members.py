@@ -1,0 +1,38 @@
+import dataclasses
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mixdistill.members import Concat, check_compatible  # noqa: E402
+from mixdistill.train import TrainConfig  # noqa: E402
+
+X255 = {"scale": 1 / 255, "mean": [0.0] * 3, "std": [1.0] * 3}
+
+
+def test_members_must_share_input_and_split():
+    a = TrainConfig(data="d", category="c", out="runs/a", normalize_intensity={"mean": 109.0, "std": 29.0})
+    b = dataclasses.replace(a, out="runs/b", teacher="nsfwjs:inception_v3", widths=[64, 128, 256], epochs=70)
+    check_compatible([a, b], [X255, X255], [["block_12_add"], ["mixed5"]])  # teacher, student and training may differ
+    for change in ({"width": 320}, {"fit": "center-crop"}, {"normalize_intensity": None}, {"seed": 1}, {"val_fraction": 0.2}):
+        with pytest.raises(ValueError, match=f"run 2 differs from run 1 in {next(iter(change))}"):
+            check_compatible([a, dataclasses.replace(b, **change)], [X255, X255], [["block_12_add"], ["mixed5"]])
+    with pytest.raises(ValueError, match="scaling"):
+        check_compatible([a, b], [X255, {**X255, "scale": 2 / 255}], [["block_12_add"], ["mixed5"]])
+    with pytest.raises(ValueError, match=r"\['block_12_add'\] appear in more than one run"):
+        check_compatible([a, b], [X255, X255], [["block_9_add", "block_12_add"], ["block_12_add"]])
+
+
+def test_concat_runs_every_part_on_the_same_input():
+    x = torch.randn(2, 3, 8, 8)
+    m = Concat([lambda_module(lambda v: [v + 1, v * 2]), lambda_module(lambda v: [v.mean(1, keepdim=True)])])
+    out = m(x)
+    assert len(out) == 3
+    assert torch.equal(out[0], x + 1) and torch.equal(out[1], x * 2) and torch.equal(out[2], x.mean(1, keepdim=True))
+
+
+def lambda_module(fn):
+    class F(torch.nn.Module):
+        def forward(self, v):
+            return fn(v)
+    return F()
