@@ -100,7 +100,7 @@ def write_card(folder: Path, manifest: dict, notes: str = "") -> None:
 The {"teachers are" if ensemble else "teacher is"} frozen (eval mode) and exported unchanged as `teacher.onnx`.
 
 ## Student and paths
-{manifest['student']['architecture']}; its trainable layers randomly initialised and trained to reproduce the teacher through these paths:
+{manifest['student']['architecture']}; {'each student has its' if ensemble else 'its'} trainable layers randomly initialised and trained to reproduce {'its' if ensemble else 'the'} teacher through these paths:
 
 | output | path | student layer | imitates |
 |---|---|---|---|
