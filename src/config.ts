@@ -33,7 +33,7 @@ const schema = {
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     MODELS_DIR: { type: 'string', minLength: 1, default: 'models' },
     MODELS_POLL_SECONDS: { type: 'number', minimum: 0, default: 10 },
-    DEFAULT_MODEL: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', default: 'mtd-mnv2' },
+    DEFAULT_MODEL: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', default: 'mtd-mnv2-incv3' },
     EXECUTION_PROVIDERS: { type: 'string', pattern: '^(cuda|cpu)(,(cuda|cpu))*$', default: 'cuda,cpu' },
     WORKERS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     INTRA_OP_THREADS: { type: 'integer', minimum: 0, maximum: 256, default: 0 },

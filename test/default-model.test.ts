@@ -14,12 +14,14 @@ t.test('the default bundle loads and scores images in every accepted format', as
   await app.modelsLoaded;
   const ready = await app.inject({ method: 'GET', url: '/readyz' });
   t.equal(ready.statusCode, 200, JSON.stringify(ready.json()));
-  t.same(ready.json().models.map((m: any) => m.name), ['mtd-mnv2']);
+  // The default ensemble and its faster MobileNetV2-only predecessor, kept for CPU-bound lines and rollback.
+  t.same(ready.json().models.map((m: any) => m.name).sort(), ['mtd-mnv2', 'mtd-mnv2-incv3']);
   const formats = ['png', 'jpeg', 'webp', 'tiff', 'gif'] as const;
   const files = await Promise.all(formats.map((f, i) => texture(120 + i, 90, f, i + 1)));
   const res = await app.inject({ method: 'POST', url: '/detect?include=heatmap', ...multipart(files.map((data, i) => ({ data, name: `x.${formats[i]}` }))) });
   t.equal(res.statusCode, 200);
   t.same(res.json().results.map((r: any) => r.width), [120, 121, 122, 123, 124]);
+  t.same(res.json().model.name, 'mtd-mnv2-incv3', 'a request that names no model gets the default');
 
   // Real parts from the shared MTD data set, when it is present: a clear defect should outscore good parts on average.
   if (!existsSync(SHARED_MTD)) {

@@ -33,7 +33,8 @@ t.test('Dockerfile: stages, CUDA base, build-time CUDA provider, non-root, healt
   }
   t.ok(byStage.get('deps-gpu')!.some((l) => /^RUN npm ci --omit=dev .*--onnxruntime-node-install=cuda12/.test(l)), 'CUDA 12 provider installed at build time');
   t.ok(byStage.get('build')!.some((l) => l === 'RUN npm run build'), 'TypeScript compiled in the build stage');
-  t.ok(byStage.get('app')!.some((l) => l === 'COPY models/mtd-mnv2 /models/mtd-mnv2'), 'default bundle baked in');
+  t.ok(byStage.get('app')!.some((l) => l === 'COPY models/mtd-mnv2-incv3 /models/mtd-mnv2-incv3'), 'default bundle baked in');
+  t.ok(byStage.get('app')!.some((l) => l === 'COPY models/mtd-mnv2 /models/mtd-mnv2'), 'the faster MobileNetV2-only bundle baked in');
   for (const stage of ['gpu', 'cpu']) {
     const lines = byStage.get(stage)!;
     t.ok(lines.some((l) => /^USER app$/.test(l)), `${stage}: runs as a non-root user`);

@@ -16,7 +16,8 @@ function standardized(f: Float32Array, st?: { mean: number[]; std: number[] }): 
   return f.map((v, i) => (v - st.mean[Math.floor(i / plane)]) / st.std[Math.floor(i / plane)]);
 }
 
-const bundles = [TINY, path.join(DEFAULT_MODELS_DIR, 'mtd-mnv2')].filter((d) => existsSync(path.join(d, 'manifest.json')));
+const bundles = [TINY, path.join(DEFAULT_MODELS_DIR, 'mtd-mnv2'), path.join(DEFAULT_MODELS_DIR, 'mtd-mnv2-incv3')]
+  .filter((d) => existsSync(path.join(d, 'manifest.json')));
 
 /** The teachers in a bundle: one, or an ensemble's members (provenance.members), each with its taps. */
 function teachersOf(dir: string): { spec: string; taps?: string[] }[] {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { DEFAULT_MODELS_DIR, SHARED_MTD } from './helpers/fixtures.js';
 import { texture } from './helpers/images.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const DEFAULT_MODEL = configFrom({}).DEFAULT_MODEL;
 const OUT = fromRoot('out', 'test', 'web');
 
 t.test('the page scores an upload like the API does, and the sensitivity slider re-draws the verdict', { skip: existsSync(CHROMIUM) ? false : `SKIPPED: ${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
@@ -44,8 +45,8 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
 
   await page.goto(base);
   await page.waitForFunction(() => (document.querySelector('#model') as HTMLSelectElement | null)?.options.length);
-  t.equal(await page.locator('#model').inputValue(), 'mtd-mnv2');
-  t.equal(await page.locator('#card-link').getAttribute('href'), '/models/mtd-mnv2/card');
+  t.equal(await page.locator('#model').inputValue(), DEFAULT_MODEL);
+  t.equal(await page.locator('#card-link').getAttribute('href'), `/models/${DEFAULT_MODEL}/card`);
   await page.setInputFiles('#files', file);
   const verdict = page.locator('[data-testid=verdict]');
   await verdict.waitFor();
@@ -55,7 +56,8 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
   const before = await verdict.textContent();
   t.equal(before, api.isAnomalous ? 'anomalous' : 'normal', 'verdict as the API gives it');
   t.ok(!api.isAnomalous || api.normalizedScore < 1, 'the test image is one the slider can flip (normalized score below 1)');
-  t.equal(await page.locator('.paths figure').count(), 5, 'one map per distillation path');
+  const manifest = JSON.parse(readFileSync(path.join(DEFAULT_MODELS_DIR, DEFAULT_MODEL, 'manifest.json'), 'utf8'));
+  t.equal(await page.locator('.paths figure').count(), manifest.student.outputs.length, 'one map per distillation path');
   const canvas = await page.locator('canvas').boundingBox();
   t.ok(canvas && canvas.width > 100 && canvas.height > 50, 'the image is drawn');
 

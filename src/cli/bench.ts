@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json out/bench.json] [--model mtd-mnv2] [--seconds 8] [--run runs/<run> for the PyTorch reference, once per ensemble member]
+ * npm run bench [-- --json out/bench.json] [--model mtd-mnv2-incv3] [--seconds 8] [--run runs/<run> for the PyTorch reference, once per ensemble member]
  *
  * One run, one machine: images/s and p50/p95/p99 latency of
  *   1. bare onnxruntime session.run on the composed graph (batch 1 and MAX_BATCH),
@@ -26,7 +26,7 @@ import { multipartImage, startServer } from './server-process.js';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: 'mtd-mnv2' },
+    model: { type: 'string', default: 'mtd-mnv2-incv3' },
     json: { type: 'string' },
     seconds: { type: 'string', default: '8' },
     run: { type: 'string', multiple: true }, // an ensemble bundle: each member's run, in export order

@@ -15,7 +15,7 @@ import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { multipartImage, startServer } from './server-process.js';
 
-const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, json: { type: 'string' }, model: { type: 'string', default: 'mtd-mnv2' } } });
+const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, json: { type: 'string' }, model: { type: 'string', default: 'mtd-mnv2-incv3' } } });
 const short = values.short!;
 const overloadSeconds = short ? 8 : 60;
 const amount = short ? 500 : 10_000;
