@@ -8,7 +8,7 @@ import t from 'tap';
 import { buildApp } from '../src/app.js';
 import { configFrom } from '../src/config.js';
 import { fromRoot } from '../src/paths.js';
-import { DEFAULT_MODELS_DIR, SHARED_MTD } from './helpers/fixtures.js';
+import { DEFAULT_MODELS_DIR, noise, SHARED_MTD } from './helpers/fixtures.js';
 import { texture } from './helpers/images.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -21,12 +21,13 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   await app.modelsLoaded;
 
-  // A real good part when the shared data set is there, else a plain grey plate, which the tile model also
-  // finds normal (a noise texture would score at the top of the scale, where no sensitivity makes it normal).
+  // A real good part when the shared data set is there, else a fine-grained grey noise texture that the default
+  // scores below saturation (normalized ≈ 0.57), so the slider can flip its verdict. A flat grey plate or coarser
+  // noise saturates the scale (the InceptionV3 member finds them far from any tile), and no sensitivity flips that.
   const goodDir = path.join(SHARED_MTD, 'test', 'good');
   const bytes = existsSync(goodDir)
     ? await readFile(path.join(goodDir, readdirSync(goodDir).sort()[0]))
-    : await sharp({ create: { width: 300, height: 240, channels: 3, background: '#707070' } }).png().toBuffer();
+    : await sharp(Buffer.from(Uint8Array.from(noise(300 * 240, 1, 255))), { raw: { width: 300, height: 240, channels: 1 } }).blur(0.8).png().toBuffer();
   const file = path.join(os.tmpdir(), `mixdistill-web-${process.pid}.png`);
   await writeFile(file, bytes);
   const form = new FormData();
