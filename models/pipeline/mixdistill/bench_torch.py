@@ -25,8 +25,7 @@ class Scorer(torch.nn.Module):
         f = manifest["fusion"]
         chosen = [p for p in f["paths"] if p["weight"] != 0]
         self.index = [names.index(p["student"]) for p in chosen]
-        first_tap = [sum(len(r.taps) for r in members.runs[:k]) for k in range(len(members.runs))]  # in the teachers' joint outputs
-        self.pairs = [first + p.teacher_tap for first, r in zip(first_tap, members.runs) for p in r.paths]
+        self.pairs = members.target_index()
         self.offsets, self.scales, self.weights = [p["offset"] for p in chosen], [p["scale"] for p in chosen], [p["weight"] for p in chosen]
         self.sigma, self.ksize, self.reduction = f["sigma"], f["kernelSize"], f["reduction"]
         self.h, self.w = manifest["input"]["height"], manifest["input"]["width"]

@@ -126,7 +126,7 @@ def export(opts: ExportOptions) -> Path:
         selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
                              f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.seed}",
                      "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
-        log.info("fusion weights chosen on synthetic defects: %s", rows[-1]["name"] if members.ensemble else next(r["name"] for r in rows if r["chosen"]))
+        log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))  # an ensemble's is last
     fused = fuse(val_maps, offsets, scales, weights, opts.sigma, ksize)
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()

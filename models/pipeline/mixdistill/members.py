@@ -100,14 +100,21 @@ class Members:
     def tensors(self, images: np.ndarray) -> torch.Tensor:
         return self.runs[0].tensors(images)
 
+    def target_index(self) -> list[int]:
+        """Per student output, in output order, the index of the teacher output it imitates among the teachers'
+        joint outputs (tap_names)."""
+        out: list[int] = []
+        first = 0
+        for r in self.runs:
+            out += [first + p.teacher_tap for p in r.paths]
+            first += len(r.teacher.taps)
+        return out
+
     def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per output, in output order, [N, H, W] discrepancy maps at input size (reference math)."""
-        cfg = self.cfg
-        out: list[torch.Tensor] = []
         with torch.no_grad():
-            for r in self.runs:
-                out += path_maps(r.targets(r.teacher.module(x)), r.student(x), cfg.height, cfg.width)
-        return out
+            feats = self.teacher_module()(x)
+            return path_maps([feats[i] for i in self.target_index()], self.student_module()(x), self.cfg.height, self.cfg.width)
 
     def collect_maps(self, images: np.ndarray, batch: int) -> list[np.ndarray]:
         chunks: list[list[torch.Tensor]] = []
