@@ -164,8 +164,11 @@ def export(opts: ExportOptions) -> Path:
 
     trainings = [training(d, st) for d, st in zip(members.dirs, members.states)]
     teachers = " + ".join(r.cfg.teacher for r in members.runs)
-    teacher_outputs = [{"name": t.name, "stride": t.stride, "channels": t.channels, **({"standardize": st} if st else {})}
-                       for t, st in members.teacher_taps()]
+    teacher_outputs = []
+    for run in members.runs:
+        stats = run.teacher.module.stats() if run.cfg.standardize_teacher else [None] * len(run.taps)
+        teacher_outputs += [{"name": t.name, "stride": t.stride, "channels": t.channels, **({"standardize": st} if st else {})}
+                            for t, st in zip(run.taps, stats)]
     student_outputs = [{"name": n, "imitates": run.taps[p.teacher_tap].name, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
                         "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}
                        for n, (run, p) in zip(out_names, paths)]

@@ -5,13 +5,11 @@ Why ensembles: students of different teachers fail in different places (on MTD t
 defective parts, the InceptionV3 one outlines uneven areas), and averaging normalised maps keeps what each
 finds while their independent false alarms average down. The bundle contract needs nothing new for this:
 teacher.onnx and student.onnx just have more outputs, so the service serves an ensemble like any model.
-Members with the same teacher share one teacher graph (share_teachers), so a second student of InceptionV3
-costs its student and its extra taps, not a second InceptionV3.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +17,6 @@ import torch
 import torch.nn as nn
 
 from .anomaly_map import path_maps
-from .student import Tap, taps_of
-from .teachers import build_teacher
 from .train import Run, TrainConfig
 
 # What every member must share: the input the service prepares once for all of them, and the held-out
@@ -59,47 +55,10 @@ def check_compatible(configs: list[TrainConfig], scalings: list[dict], tap_names
 
 
 @dataclass
-class SharedTeacher:
-    """One teacher graph serving every member that has the same plain teacher: its taps are the union of theirs,
-    so the network's common trunk runs once per image instead of once per member."""
-    module: nn.Module
-    taps: list[Tap]
-    runs: list[int]     # indices of the members it serves
-    stats: list         # per tap, a standardised teacher's statistics, else None
-
-
-def share_teachers(runs: list[Run]) -> list[SharedTeacher]:
-    """Members with the same teacher spec share one graph; a standardised teacher keeps its own (its statistics
-    are the run's). Taps keep their first member's order, then each further member's new taps."""
-    groups: list[SharedTeacher] = []
-    by_spec: dict[str, SharedTeacher] = {}
-    for i, run in enumerate(runs):
-        shared = by_spec.get(run.cfg.teacher) if not run.cfg.standardize_teacher else None
-        if shared is None:
-            stats = run.teacher.module.stats() if run.cfg.standardize_teacher else [None] * len(run.taps)
-            shared = SharedTeacher(run.teacher.module, list(run.taps), [i], list(stats))
-            groups.append(shared)
-            if not run.cfg.standardize_teacher:
-                by_spec[run.cfg.teacher] = shared
-            continue
-        shared.runs.append(i)
-        shared.taps += [t for t in run.taps if t.name not in {s.name for s in shared.taps}]
-        shared.stats = [None] * len(shared.taps)
-    for g in groups:
-        if len(g.runs) > 1:
-            cfg = runs[g.runs[0]].cfg
-            built = build_teacher(cfg.teacher, [t.name for t in g.taps], cfg.height, cfg.width)
-            g.module = built.module
-            g.taps = taps_of(built.shapes, cfg.height)
-    return groups
-
-
-@dataclass
 class Members:
     runs: list[Run]
     states: list[dict]
     dirs: list[Path]
-    teachers: list[SharedTeacher] = field(default_factory=list)
 
     @classmethod
     def load(cls, run_dirs: list[Path], checkpoint: str) -> "Members":
@@ -114,7 +73,7 @@ class Members:
             runs.append(run)
             states.append(state)
         check_compatible([r.cfg for r in runs], [r.teacher.scaling for r in runs], [r.teacher.taps for r in runs])
-        return cls(runs, states, list(run_dirs), share_teachers(runs))
+        return cls(runs, states, list(run_dirs))
 
     @property
     def cfg(self) -> TrainConfig:
@@ -126,17 +85,13 @@ class Members:
         return len(self.runs) > 1
 
     def teacher_module(self) -> nn.Module:
-        return self.teachers[0].module if len(self.teachers) == 1 else Concat([t.module for t in self.teachers])
+        return self.runs[0].teacher.module if not self.ensemble else Concat([r.teacher.module for r in self.runs])
 
     def student_module(self) -> nn.Module:
         return self.runs[0].student if not self.ensemble else Concat([r.student for r in self.runs])
 
-    def teacher_taps(self) -> list[tuple[Tap, object]]:
-        """The teacher graph's outputs in order, each with its standardisation statistics (or None)."""
-        return [(t, st) for g in self.teachers for t, st in zip(g.taps, g.stats)]
-
     def tap_names(self) -> list[str]:
-        return [t.name for t, _ in self.teacher_taps()]
+        return [n for r in self.runs for n in r.teacher.taps]
 
     def output_names(self) -> list[list[str]]:
         """Per member, its students' output names (= path names, e.g. direct.block_12_add)."""
@@ -148,12 +103,12 @@ class Members:
     def target_index(self) -> list[int]:
         """Per student output, in output order, the index of the teacher output it imitates among the teachers'
         joint outputs (tap_names)."""
-        first, position = 0, {}
-        for g in self.teachers:
-            for i in g.runs:
-                position[i] = {t.name: first + k for k, t in enumerate(g.taps)}
-            first += len(g.taps)
-        return [position[i][r.taps[p.teacher_tap].name] for i, r in enumerate(self.runs) for p in r.paths]
+        out: list[int] = []
+        first = 0
+        for r in self.runs:
+            out += [first + p.teacher_tap for p in r.paths]
+            first += len(r.teacher.taps)
+        return out
 
     def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per output, in output order, [N, H, W] discrepancy maps at input size (reference math)."""

@@ -13,7 +13,6 @@ from mixdistill.bundle import validate_manifest  # noqa: E402
 from mixdistill.data import PREPARE_JS  # noqa: E402
 from mixdistill.parity import SCORE_JS, parity  # noqa: E402
 from mixdistill.synthetic import write  # noqa: E402
-from mixdistill.teachers import build_teacher  # noqa: E402
 from mixdistill.teachers.nsfwjs import REPO_ROOT  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not (PREPARE_JS.exists() and SCORE_JS.exists() and shutil.which("node")),
@@ -159,11 +158,6 @@ def test_ensemble_bundle_serves_both_members(ensemble):
         assert len(mine) == 1 and len(rows) == (1 + 2 * 5 if member == "tiny" else 3)
         chosen = mine[0]["weights"][sl]
         assert [w / sum(chosen) for w in chosen] == pytest.approx(weights[sl])
-    # both members imitate MobileNetV2: one graph up to block_15_add serves both, not a second MobileNetV2
-    onnx = pytest.importorskip("onnx")
-    convs = sum(n.op_type == "Conv" for n in onnx.load(str(bundle / "teacher.onnx")).graph.node)
-    alone = build_teacher("nsfwjs:mobilenet_v2", ["block_15_add"], 64, 64).module
-    assert convs == sum(isinstance(m, torch.nn.Conv2d) for m in alone.modules())
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "An ensemble" in card and "Member `tiny-deep` (taps `block_12_add`, `block_15_add`)" in card
     assert "The teachers are frozen" in card and "Member `tiny`: 2 epochs" in card
