@@ -1,4 +1,4 @@
-"""python3 -m mixdistill {train,export,parity} ... (see --help of each)."""
+"""python3 -m mixdistill {train,export,parity,recover,synthetic} ... (see --help of each)."""
 from __future__ import annotations
 
 import argparse
@@ -84,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--images", nargs="+", required=True, help="image files (or folders: every image in them)")
     q.add_argument("--tolerance", type=float, default=1e-4)
 
+    r = sub.add_parser("recover", help="rebuild a run folder from an exported bundle (one member of an ensemble), to export it again with new runs")
+    r.add_argument("--bundle", required=True, type=Path)
+    r.add_argument("--member", default=None, help="the member's run name (provenance.members[].run); required for an ensemble")
+    r.add_argument("--out", required=True, type=Path, help="run folder to write (config.json, best.pt, log.jsonl)")
+
     s = sub.add_parser("synthetic", help="write a small synthetic MVTec-layout data set (tests and fixtures)")
     s.add_argument("--out", required=True)
     s.add_argument("--size", type=int, default=96)
@@ -121,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         result = parity(Path(args.bundle), args.run, args.checkpoint, files, args.tolerance)
         print(json.dumps(result))
         return 0 if result["ok"] else 1
+    if args.cmd == "recover":
+        from .recover import recover
+
+        print(recover(args.bundle, args.member, args.out))
+        return 0
     if args.cmd == "synthetic":
         from .synthetic import write
 

@@ -60,7 +60,8 @@ def _training_text(training: dict) -> str:
     val_loss = training.get("finalValLoss")
     return (f"{cfg['epochs']} epochs, batch {cfg['batch']}, Adam with one-cycle learning rate up to {cfg['lr']}, weight decay {cfg['weight_decay']},\n"
             f"random flips: {cfg['augment']}, {regimen}seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {training['torch']}):\n"
-            f"{training['seconds'] / 60:.1f} min. Final validation loss {val_loss if val_loss is not None else float('nan'):.4f}; checkpoint of epoch {training['epochs']}.\n")
+            f"{training['seconds'] / 60:.1f} min. Final validation loss {val_loss if val_loss is not None else float('nan'):.4f}; checkpoint of epoch {training['epochs']}.\n"
+            + (f"Weights recovered from bundle {training['recoveredFrom']} (`pipeline recover`), not retrained.\n" if training.get("recoveredFrom") else ""))
 
 
 def write_card(folder: Path, manifest: dict, notes: str = "") -> None:

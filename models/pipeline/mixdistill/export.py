@@ -158,9 +158,11 @@ def export(opts: ExportOptions) -> Path:
 
     def training(d: Path, state: dict) -> dict:
         log_lines = [json.loads(l) for l in (d / "log.jsonl").read_text().splitlines() if l.strip()]
+        last = log_lines[-1] if log_lines else {}
         return {"epochs": state.get("epoch"), "config": json.loads((d / "config.json").read_text()),
                 "seconds": round(sum(r["seconds"] for r in log_lines), 1),
-                "finalValLoss": log_lines[-1]["val_loss"] if log_lines else None, "torch": torch.__version__}
+                "finalValLoss": last.get("val_loss"), "torch": last.get("torch", torch.__version__),
+                **({"recoveredFrom": last["recoveredFrom"]} if "recoveredFrom" in last else {})}  # recover.py's runs
 
     trainings = [training(d, st) for d, st in zip(members.dirs, members.states)]
     teachers = " + ".join(r.cfg.teacher for r in members.runs)

@@ -169,3 +169,43 @@ def test_ensemble_service_scoring_matches_pytorch(ensemble):
     assert result["ok"], result
     with pytest.raises(ValueError, match="appear in more than one run"):
         parity(bundle, [runs[0], runs[0]], "last.pt", [], tolerance=1e-4)
+
+
+def test_recovered_run_reproduces_a_one_run_bundle(trained):
+    from mixdistill.recover import recover
+
+    cat, run, bundle = trained
+    recovered = recover(bundle, None, run.parent / "recovered-tiny")
+    assert torch.load(recovered / "best.pt")["epoch"] == torch.load(run / "last.pt")["epoch"]
+    result = parity(bundle, [recovered], "best.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    assert result["ok"], result
+
+
+def test_recovered_members_reproduce_the_bundle(ensemble, trained_reverse):
+    """A bundle's members rebuilt as run folders compute the bundle's maps and export to the same calibration."""
+    from mixdistill.recover import recover
+
+    cat, runs, bundle = ensemble
+    root = runs[0].parent / "recovered"
+    recovered = [recover(bundle, r.name, root / r.name) for r in runs]
+    for old, new in zip(runs, recovered):
+        assert json.loads((new / "config.json").read_text()) == {**json.loads((old / "config.json").read_text()), "out": str(new)}
+    result = parity(bundle, recovered, "best.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    assert result["ok"], result
+    again = root.parent.parent / "models" / "tiny-ensemble-again"
+    assert main(["export", "--run", str(recovered[0]), "--run", str(recovered[1]), "--out", str(again), "--sigma", "1", "--select-fusion"]) == 0
+    before, after = (json.loads((b / "manifest.json").read_text()) for b in (bundle, again))
+    assert [p["weight"] for p in after["fusion"]["paths"]] == [p["weight"] for p in before["fusion"]["paths"]]
+    for p, q in zip(after["fusion"]["paths"], before["fusion"]["paths"]):
+        assert p["offset"] == pytest.approx(q["offset"], abs=1e-5) and p["scale"] == pytest.approx(q["scale"], abs=1e-5)
+    assert after["calibration"]["image"]["threshold"] == pytest.approx(before["calibration"]["image"]["threshold"], abs=1e-4)
+    assert [m["training"]["config"] for m in after["provenance"]["members"]] == [json.loads((r / "config.json").read_text()) for r in recovered]
+    assert [m["training"]["recoveredFrom"] for m in after["provenance"]["members"]] == ["tiny-ensemble 1.0.0"] * 2
+    assert "Weights recovered from bundle tiny-ensemble 1.0.0 (`pipeline recover`), not retrained." in (again / "MODEL_CARD.md").read_text()
+
+    with pytest.raises(ValueError, match="name the member"):
+        recover(bundle, None, root / "x")
+    with pytest.raises(ValueError, match="no member 'nope'"):
+        recover(bundle, "nope", root / "x")
+    with pytest.raises(ValueError, match="only forward students"):
+        recover(trained_reverse[2], None, root / "x")
