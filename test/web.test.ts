@@ -22,7 +22,7 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
   await app.modelsLoaded;
 
   // A real good part when the shared data set is there, else a fine-grained grey noise texture that the default
-  // scores below saturation (normalized ≈ 0.57), so the slider can flip its verdict. A flat grey plate or coarser
+  // scores below saturation (normalized ≈ 0.84 with mtd-mnv2-incv3 2.0.0), so the slider can flip its verdict. A flat grey plate or coarser
   // noise saturates the scale (the InceptionV3 member finds them far from any tile), and no sensitivity flips that.
   const goodDir = path.join(SHARED_MTD, 'test', 'good');
   const bytes = existsSync(goodDir)
