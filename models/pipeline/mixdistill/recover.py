@@ -30,13 +30,14 @@ def _members(manifest: dict) -> list[dict]:
     return [{"run": None, "training": prov["training"]}]
 
 
-def _conv_weights(model: onnx.ModelProto) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """(weight, bias) of every Conv node, in graph order (the order tracing ran the convs)."""
+def _conv_weights(model: onnx.ModelProto, scope: str = "") -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(weight, bias) of every Conv node whose name starts with scope, in graph order (the order tracing ran the
+    convs). An ensemble's graph scopes each member's nodes by its place in members.Concat: /parts.<i>/."""
     g = model.graph
     values = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     values.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node if n.op_type == "Constant"})
     return [(values[n.input[1]], values[n.input[2]] if len(n.input) > 2 and n.input[2] else None)
-            for n in g.node if n.op_type == "Conv"]
+            for n in g.node if n.op_type == "Conv" and n.name.startswith(scope)]
 
 
 def _convs_in_call_order(student: nn.Module, height: int, width: int) -> list[nn.Conv2d]:
@@ -65,19 +66,16 @@ def recover(bundle: Path, member_name: str | None, out: Path) -> Path:
     names = [m["run"] for m in members]
     if member_name is None and len(members) > 1:
         raise ValueError(f"{bundle} is an ensemble: name the member to recover ({', '.join(names)})")
-    index = 0 if member_name is None else names.index(member_name) if member_name in names else -1
-    if index < 0:
+    if member_name is not None and member_name not in names:
         raise ValueError(f"{bundle} has no member {member_name!r}: its members are {', '.join(map(str, names))}")
+    index = 0 if member_name is None else names.index(member_name)
     member = members[index]
     run = _run_for(member)
     cfg = run.cfg
     student = run.student.eval()
 
-    # The ensemble graphs run their members in order: skip the convs and taps of the members before this one.
-    before = [_run_for(m) for m in members[:index]]
-    first = sum(isinstance(m, nn.Conv2d) for r in before for m in r.student.modules())
     convs = _convs_in_call_order(student, cfg.height, cfg.width)
-    stored = _conv_weights(onnx.load(str(bundle / manifest["student"]["file"])))[first:first + len(convs)]
+    stored = _conv_weights(onnx.load(str(bundle / manifest["student"]["file"])), f"/parts.{index}/" if len(members) > 1 else "")
     if len(stored) != len(convs):
         raise ValueError(f"{bundle}'s student graph has {len(stored)} convs for member {index + 1}, its configuration builds {len(convs)}")
     modules = list(student.modules())
@@ -112,9 +110,9 @@ def recover(bundle: Path, member_name: str | None, out: Path) -> Path:
     config = {**training["config"], "out": str(out)}
     checkpoint = {"config": config, "student": student.state_dict(), "epoch": training["epochs"], "val_loss": training["finalValLoss"]}
     if cfg.standardize_teacher:
-        outputs = manifest["teacher"]["outputs"]
-        first_tap = sum(len(r.taps) for r in before)
-        checkpoint["teacher_stats"] = [o["standardize"] for o in outputs[first_tap:first_tap + len(run.taps)]]
+        # teacher.onnx's outputs are the members' taps in member order
+        first_tap = sum(len(m["taps"]) for m in members[:index])
+        checkpoint["teacher_stats"] = [o["standardize"] for o in manifest["teacher"]["outputs"][first_tap:first_tap + len(run.taps)]]
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     torch.save(checkpoint, out / "best.pt")
