@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="train each path on only this fraction of locations, the worst-fitted (EfficientAD's hard feature loss); 1: all")
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the validation split (default: --seed); runs meant for one ensemble must share it")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--cache-mib", type=float, default=4096,
                    help="memory the frozen teacher's features of the training images (4 flips, float16) may take; above it they are recomputed every step")
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
     e.add_argument("--select-fusion", action="store_true",
                    help="choose the fusion weights (all paths, one alone, all but one) on the validation images with synthetic defects painted on them")
+    e.add_argument("--member-weights", type=lambda v: [float(x) for x in _csv(v)], default=None,
+                   help="an ensemble's weight per --run, in order (default: equal), e.g. 1,0.5,0.5 for two seeds of the second recipe")
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--defects", type=Path, default=None,
                    help="MVTec-layout folder with defective validation images (test/<defect>/, ground_truth/<defect>/): F1-optimal thresholds instead of normal-quantile ones; never the set you evaluate on")
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
                           paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
                           width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                          augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, hard_fraction=args.hard_fraction, val_fraction=args.val_fraction, seed=args.seed, threads=args.threads)
+                          augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, hard_fraction=args.hard_fraction, val_fraction=args.val_fraction, seed=args.seed, split_seed=args.split_seed, threads=args.threads)
         train(cfg, resume=not args.no_resume, cache_mib=args.cache_mib)
         return 0
     if args.cmd == "export":
@@ -112,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         export(ExportOptions(runs=args.run, out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
                              margin=args.margin, description=args.description, defects=args.defects, select_fusion=args.select_fusion,
+                             member_weights=args.member_weights,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
         return 0
     if args.cmd == "parity":

@@ -38,6 +38,9 @@ class ExportOptions:
     description: str = ""
     card_notes: str = ""
     select_fusion: bool = False  # choose fusion weights on validation images with synthetic defects
+    # An ensemble's weight per member, in run order (default: equal). Seeds of one recipe share a member's
+    # weight (e.g. 1, 0.5, 0.5) so that training a recipe twice averages it instead of outvoting the others.
+    member_weights: list[float] | None = None
     defects: Path | None = None  # MVTec-layout folder whose test/<defect>/ images (and masks) make thresholds F1-optimal
     batch: int = 16
 
@@ -68,27 +71,31 @@ def _git_commit() -> str | None:
 
 
 def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[torch.Tensor], d_masks: np.ndarray,
-                  norms: list[tuple[float, float]], sigma: float, ksize: int, reduction: dict) -> tuple[list[float], list[dict]]:
+                  norms: list[tuple[float, float]], sigma: float, ksize: int, reduction: dict,
+                  member_weights: list[float]) -> tuple[list[float], list[dict]]:
     """One run: the best candidate of fusion_select. An ensemble: each member's best candidate among its own
-    paths, then the members' choices together, each member's weights summing to 1 so that no member outvotes
-    another by having more paths chosen. The combination is the design, not a candidate: a single member's
-    map can score higher on synthetic defects (which favour sharp pixel outlines) and still give worse verdicts."""
-    seed = members.cfg.seed
+    paths, then the members' choices together, each member's weights summing to its member weight so that no
+    member outvotes another by having more paths chosen. The combination is the design, not a candidate: a
+    single member's map can score higher on synthetic defects (which favour sharp pixel outlines) and still give
+    worse verdicts."""
+    seed = members.cfg.val_seed
     names = members.output_names()
     if not members.ensemble:
         return fusion_select.select(val_maps, d_maps, d_masks, norms, names[0], sigma, ksize, reduction, seed)
     n = sum(len(x) for x in names)
     weights: list[float] = []
     rows: list[dict] = []
-    for d, member_names in zip(members.dirs, names):
+    for d, member_names, mw in zip(members.dirs, names, member_weights):
         sl = slice(len(weights), len(weights) + len(member_names))
         w, member_rows = fusion_select.select(val_maps[sl], d_maps[sl], d_masks, norms[sl], member_names, sigma, ksize, reduction, seed)
         for r in member_rows:
             r["name"] = f"{d.name}: {r['name']}"
             r["weights"] = [0.0] * sl.start + r["weights"] + [0.0] * (n - sl.stop)
         rows += member_rows
-        weights += [x / sum(w) for x in w]
-    both = fusion_select.score(val_maps, d_maps, d_masks, norms, [("members' choices together, each member weighted equally", weights)],
+        weights += [mw * x / sum(w) for x in w]
+    how = ("each member weighted equally" if len(set(member_weights)) == 1
+           else "members weighted " + " : ".join(f"{w:g}" for w in member_weights))
+    both = fusion_select.score(val_maps, d_maps, d_masks, norms, [(f"members' choices together, {how}", weights)],
                                sigma, ksize, reduction, seed)[0]
     both["chosen"] = True
     return weights, rows + [both]
@@ -100,6 +107,9 @@ def export(opts: ExportOptions) -> Path:
     name = opts.out.name
     opts.out.mkdir(parents=True, exist_ok=True)
     paths = [(run, p) for run in members.runs for p in run.paths]
+    member_weights = opts.member_weights or [1.0] * len(members.runs)
+    if len(member_weights) != len(members.runs) or min(member_weights) <= 0:
+        raise ValueError(f"member weights: one positive weight per run ({len(members.runs)}), got {opts.member_weights}")
     out_names = [n for names in members.output_names() for n in names]
 
     _export_onnx(members.teacher_module(), opts.out / "teacher.onnx", members.tap_names(), cfg.height, cfg.width)
@@ -111,7 +121,9 @@ def export(opts: ExportOptions) -> Path:
     val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
     maps = members.collect_maps(val_imgs, opts.batch)
     norms = [path_normalization(m) for m in maps]
-    weights = [opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0)) for n, (_, p) in zip(out_names, paths)]
+    member_of = [i for i, run in enumerate(members.runs) for _ in run.paths]
+    weights = [member_weights[i] * opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0))
+               for i, n, (_, p) in zip(member_of, out_names, paths)]
     ksize = kernel_size_for(opts.sigma)
     reduction = parse_reduction(opts.reduction)
     offsets, scales = [o for o, _ in norms], [s for _, s in norms]
@@ -120,11 +132,11 @@ def export(opts: ExportOptions) -> Path:
     if opts.select_fusion:
         if opts.fusion_weights:
             raise ValueError("--select-fusion chooses the weights itself; drop --fusion-weights")
-        d_imgs, d_masks, kinds = synthetic_defects.paint(val_imgs, cfg.seed)
+        d_imgs, d_masks, kinds = synthetic_defects.paint(val_imgs, cfg.val_seed)
         d_maps = [torch.from_numpy(m) for m in members.collect_maps(d_imgs, opts.batch)]
-        weights, rows = select_fusion(members, val_maps, d_maps, d_masks, norms, opts.sigma, ksize, reduction)
+        weights, rows = select_fusion(members, val_maps, d_maps, d_masks, norms, opts.sigma, ksize, reduction, member_weights)
         selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
-                             f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.seed}",
+                             f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.val_seed}",
                      "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
         log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))  # an ensemble's is last
     fused = fuse(val_maps, offsets, scales, weights, opts.sigma, ksize)
@@ -167,13 +179,14 @@ def export(opts: ExportOptions) -> Path:
     trainings = [training(d, st) for d, st in zip(members.dirs, members.states)]
     teachers = " + ".join(r.cfg.teacher for r in members.runs)
     teacher_outputs = []
-    for run in members.runs:
+    for run, tap_names in zip(members.runs, members.member_tap_names()):
         stats = run.teacher.module.stats() if run.cfg.standardize_teacher else [None] * len(run.taps)
-        teacher_outputs += [{"name": t.name, "stride": t.stride, "channels": t.channels, **({"standardize": st} if st else {})}
-                            for t, st in zip(run.taps, stats)]
-    student_outputs = [{"name": n, "imitates": run.taps[p.teacher_tap].name, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
+        teacher_outputs += [{"name": n, "stride": t.stride, "channels": t.channels, **({"standardize": st} if st else {})}
+                            for n, t, st in zip(tap_names, run.taps, stats)]
+    imitated = [names[p.teacher_tap] for run, names in zip(members.runs, members.member_tap_names()) for p in run.paths]
+    student_outputs = [{"name": n, "imitates": t, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
                         "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}
-                       for n, (run, p) in zip(out_names, paths)]
+                       for n, t, (run, p) in zip(out_names, imitated, paths)]
     students = (members.runs[0].student.describe() if not members.ensemble
                 else " + ".join(f"{r.student.describe()} (imitating {r.cfg.teacher})" for r in members.runs))
     manifest = {
@@ -197,7 +210,7 @@ def export(opts: ExportOptions) -> Path:
                {"members": [{"run": d.name, "teacher": r.teacher.source, "taps": r.teacher.taps, "training": t}
                             for d, r, t in zip(members.dirs, members.runs, trainings)]}),
             "data": {"root": Path(cfg.data).name, "category": cfg.category, "trainImages": len(fit_set),
-                     "validationImages": len(val_set), "validationFraction": cfg.val_fraction, "seed": cfg.seed},
+                     "validationImages": len(val_set), "validationFraction": cfg.val_fraction, "seed": cfg.val_seed},
             "code": {"pipeline": __version__, "commit": _git_commit()},
             **({"fusionSelection": selection} if selection else {}),
         },

@@ -21,7 +21,7 @@ from .train import Run, TrainConfig
 
 # What every member must share: the input the service prepares once for all of them, and the held-out
 # normal images export calibrates on.
-SHARED_CONFIG = ("data", "category", "width", "height", "fit", "normalize_intensity", "val_fraction", "seed")
+SHARED_CONFIG = ("data", "category", "width", "height", "fit", "normalize_intensity", "val_fraction", "val_seed")
 
 
 class Concat(nn.Module):
@@ -62,6 +62,9 @@ class Members:
 
     @classmethod
     def load(cls, run_dirs: list[Path], checkpoint: str) -> "Members":
+        twice = sorted({str(d) for d in run_dirs if [Path(x).resolve() for x in run_dirs].count(Path(d).resolve()) > 1})
+        if twice:
+            raise ValueError(f"run {', '.join(twice)} given more than once: each member is its own run")
         runs, states = [], []
         for d in run_dirs:
             cfg = TrainConfig(**json.loads((d / "config.json").read_text()))
@@ -72,8 +75,9 @@ class Members:
             run.student.eval()
             runs.append(run)
             states.append(state)
-        check_compatible([r.cfg for r in runs], [r.teacher.scaling for r in runs], [r.teacher.taps for r in runs])
-        return cls(runs, states, list(run_dirs))
+        members = cls(runs, states, list(run_dirs))
+        check_compatible([r.cfg for r in runs], [r.teacher.scaling for r in runs], members.member_tap_names())
+        return members
 
     @property
     def cfg(self) -> TrainConfig:
@@ -90,12 +94,27 @@ class Members:
     def student_module(self) -> nn.Module:
         return self.runs[0].student if not self.ensemble else Concat([r.student for r in self.runs])
 
+    def suffixes(self) -> list[str]:
+        """Per member, what its output names carry after the tap name: nothing, or, for a member that taps a layer an
+        earlier member already taps (another seed of the same recipe), @ and its run folder's name, since every
+        output of teacher.onnx and student.onnx needs its own name."""
+        seen: set[str] = set()
+        out: list[str] = []
+        for r, d in zip(self.runs, self.dirs):
+            out.append(f"@{d.name}" if seen & set(r.teacher.taps) else "")
+            seen |= set(r.teacher.taps)
+        return out
+
+    def member_tap_names(self) -> list[list[str]]:
+        """Per member, the names of its teacher outputs."""
+        return [[n + sfx for n in r.teacher.taps] for r, sfx in zip(self.runs, self.suffixes())]
+
     def tap_names(self) -> list[str]:
-        return [n for r in self.runs for n in r.teacher.taps]
+        return [n for names in self.member_tap_names() for n in names]
 
     def output_names(self) -> list[list[str]]:
         """Per member, its students' output names (= path names, e.g. direct.block_12_add)."""
-        return [[p.output_name(r.taps) for p in r.paths] for r in self.runs]
+        return [[p.output_name(r.taps) + sfx for p in r.paths] for r, sfx in zip(self.runs, self.suffixes())]
 
     def tensors(self, images: np.ndarray) -> torch.Tensor:
         return self.runs[0].tensors(images)

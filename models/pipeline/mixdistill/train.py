@@ -55,7 +55,14 @@ class TrainConfig:
     hard_fraction: float = 1.0
     val_fraction: float = 0.15
     seed: int = 0
+    # The held-out split's own seed (None: seed), so that runs of one recipe trained with other seeds hold out the
+    # same normal images and can be calibrated together as one ensemble.
+    split_seed: int | None = None
     threads: int = 0  # 0: all cores
+
+    @property
+    def val_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
 
 def seed_everything(seed: int) -> None:
@@ -103,7 +110,7 @@ class Run:
 
 def load_split(cfg: TrainConfig) -> tuple[list[data.Sample], list[data.Sample]]:
     root = data.category_dir(Path(cfg.data), cfg.category)
-    return data.split(data.train_good(root), cfg.val_fraction, cfg.seed)
+    return data.split(data.train_good(root), cfg.val_fraction, cfg.val_seed)
 
 
 FLIPS = ((False, False), (True, False), (False, True), (True, True))  # (width, height): every view training draws

@@ -167,8 +167,52 @@ def test_ensemble_service_scoring_matches_pytorch(ensemble):
     cat, runs, bundle = ensemble
     result = parity(bundle, runs, "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
     assert result["ok"], result
-    with pytest.raises(ValueError, match="appear in more than one run"):
+    with pytest.raises(ValueError, match="given more than once"):
         parity(bundle, [runs[0], runs[0]], "last.pt", [], tolerance=1e-4)
+
+
+@pytest.fixture(scope="module")
+def seeds(trained):
+    """The first tiny run's recipe trained again with another seed, holding out the same images (--split-seed), and
+    served with it as one member: the two runs share the member's weight."""
+    cat, run, _ = trained
+    again = run.parent / "tiny-s1"
+    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(again), "--size", "64",
+                 "--epochs", "2", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
+                 "--normalize-intensity", "110,40", "--denoise", "0.5", "--seed", "1", "--split-seed", "0"]) == 0
+    bundle = run.parent.parent / "models" / "tiny-seeds"
+    assert main(["export", "--run", str(run), "--run", str(again), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1",
+                 "--select-fusion", "--member-weights", "2,1"]) == 0
+    return cat, [run, again], bundle
+
+
+def test_two_seeds_of_one_recipe_serve_as_one_bundle(seeds):
+    cat, runs, bundle = seeds
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    validate_manifest(manifest)
+    # the second run taps the same layers: its outputs carry its run's name
+    taps = ["block_2_add", "block_5_add", "block_9_add"]
+    assert [o["name"] for o in manifest["teacher"]["outputs"]] == taps + [t + "@tiny-s1" for t in taps]
+    second = manifest["student"]["outputs"][5:]
+    assert [o["name"] for o in second] == [n + "@tiny-s1" for n in ("direct.block_2_add", "direct.block_5_add", "direct.block_9_add",
+                                                                    "skip.block_2_add", "symmetric.block_9_add")]
+    assert [o["imitates"] for o in second] == [t + "@tiny-s1" for t in taps + ["block_2_add", "block_9_add"]]
+    assert [m["training"]["config"]["seed"] for m in manifest["provenance"]["members"]] == [0, 1]
+    weights = [p["weight"] for p in manifest["fusion"]["paths"]]
+    assert sum(weights[:5]) == pytest.approx(2) and sum(weights[5:]) == pytest.approx(1)
+    assert manifest["provenance"]["fusionSelection"]["candidates"][-1]["name"] == "members' choices together, members weighted 2 : 1"
+    result = parity(bundle, runs, "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    assert result["ok"], result
+
+    from mixdistill.recover import recover
+    recovered = [recover(bundle, r.name, runs[0].parent / "recovered-seeds" / r.name) for r in runs]
+    assert json.loads((recovered[1] / "config.json").read_text())["split_seed"] == 0
+    result = parity(bundle, recovered, "best.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    assert result["ok"], result
+
+    with pytest.raises(ValueError, match="one positive weight per run"):
+        main(["export", "--run", str(runs[0]), "--run", str(runs[1]), "--checkpoint", "last.pt", "--out", str(bundle.parent / "x"),
+              "--member-weights", "1"])
 
 
 def test_recovered_run_reproduces_a_one_run_bundle(trained):

@@ -14,9 +14,12 @@ def test_members_must_share_input_and_split():
     a = TrainConfig(data="d", category="c", out="runs/a", normalize_intensity={"mean": 109.0, "std": 29.0})
     b = dataclasses.replace(a, out="runs/b", teacher="nsfwjs:inception_v3", widths=[64, 128, 256], epochs=70)
     check_compatible([a, b], [X255, X255], [["block_12_add"], ["mixed5"]])  # teacher, student and training may differ
-    for change in ({"width": 320}, {"fit": "center-crop"}, {"normalize_intensity": None}, {"seed": 1}, {"val_fraction": 0.2}):
-        with pytest.raises(ValueError, match=f"run 2 differs from run 1 in {next(iter(change))}"):
+    for change, key in (({"width": 320}, "width"), ({"fit": "center-crop"}, "fit"), ({"normalize_intensity": None}, "normalize_intensity"),
+                        ({"seed": 1}, "val_seed"), ({"split_seed": 1}, "val_seed"), ({"val_fraction": 0.2}, "val_fraction")):
+        with pytest.raises(ValueError, match=f"run 2 differs from run 1 in {key}"):
             check_compatible([a, dataclasses.replace(b, **change)], [X255, X255], [["block_12_add"], ["mixed5"]])
+    # another seed of a recipe holds out the same images when its split keeps the first run's seed
+    check_compatible([a, dataclasses.replace(a, out="runs/a1", seed=1, split_seed=0)], [X255, X255], [["block_12_add"], ["block_12_add@a1"]])
     with pytest.raises(ValueError, match="scaling"):
         check_compatible([a, b], [X255, {**X255, "scale": 2 / 255}], [["block_12_add"], ["mixed5"]])
     with pytest.raises(ValueError, match=r"\['block_12_add'\] appear in more than one run"):
