@@ -106,7 +106,7 @@ def export(opts: ExportOptions) -> Path:
     cfg = members.cfg
     name = opts.out.name
     opts.out.mkdir(parents=True, exist_ok=True)
-    paths = [(run, p) for run in members.runs for p in run.paths]
+    paths = [(i, run, p) for i, run in enumerate(members.runs) for p in run.paths]  # (member index, run, path)
     member_weights = opts.member_weights or [1.0] * len(members.runs)
     if len(member_weights) != len(members.runs) or min(member_weights) <= 0:
         raise ValueError(f"member weights: one positive weight per run ({len(members.runs)}), got {opts.member_weights}")
@@ -121,9 +121,8 @@ def export(opts: ExportOptions) -> Path:
     val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
     maps = members.collect_maps(val_imgs, opts.batch)
     norms = [path_normalization(m) for m in maps]
-    member_of = [i for i, run in enumerate(members.runs) for _ in run.paths]
     weights = [member_weights[i] * opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0))
-               for i, n, (_, p) in zip(member_of, out_names, paths)]
+               for n, (i, _, p) in zip(out_names, paths)]
     ksize = kernel_size_for(opts.sigma)
     reduction = parse_reduction(opts.reduction)
     offsets, scales = [o for o, _ in norms], [s for _, s in norms]
@@ -179,14 +178,14 @@ def export(opts: ExportOptions) -> Path:
     trainings = [training(d, st) for d, st in zip(members.dirs, members.states)]
     teachers = " + ".join(r.cfg.teacher for r in members.runs)
     teacher_outputs = []
-    for run, tap_names in zip(members.runs, members.member_tap_names()):
+    tap_names = members.member_tap_names()
+    for run, names in zip(members.runs, tap_names):
         stats = run.teacher.module.stats() if run.cfg.standardize_teacher else [None] * len(run.taps)
         teacher_outputs += [{"name": n, "stride": t.stride, "channels": t.channels, **({"standardize": st} if st else {})}
-                            for n, t, st in zip(tap_names, run.taps, stats)]
-    imitated = [names[p.teacher_tap] for run, names in zip(members.runs, members.member_tap_names()) for p in run.paths]
-    student_outputs = [{"name": n, "imitates": t, "path": p.kind, "layer": f"stage{p.student_stage + 1}",
+                            for n, t, st in zip(names, run.taps, stats)]
+    student_outputs = [{"name": n, "imitates": tap_names[i][p.teacher_tap], "path": p.kind, "layer": f"stage{p.student_stage + 1}",
                         "stride": run.taps[p.teacher_tap].stride, "channels": run.taps[p.teacher_tap].channels}
-                       for n, t, (run, p) in zip(out_names, imitated, paths)]
+                       for n, (i, run, p) in zip(out_names, paths)]
     students = (members.runs[0].student.describe() if not members.ensemble
                 else " + ".join(f"{r.student.describe()} (imitating {r.cfg.teacher})" for r in members.runs))
     manifest = {

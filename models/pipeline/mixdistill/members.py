@@ -62,7 +62,8 @@ class Members:
 
     @classmethod
     def load(cls, run_dirs: list[Path], checkpoint: str) -> "Members":
-        twice = sorted({str(d) for d in run_dirs if [Path(x).resolve() for x in run_dirs].count(Path(d).resolve()) > 1})
+        resolved = [Path(d).resolve() for d in run_dirs]
+        twice = sorted({str(d) for d, r in zip(run_dirs, resolved) if resolved.count(r) > 1})
         if twice:
             raise ValueError(f"run {', '.join(twice)} given more than once: each member is its own run")
         runs, states = [], []
