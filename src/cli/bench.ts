@@ -12,7 +12,6 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -22,17 +21,19 @@ import { detectImage, type Include } from '../detect/detect.js';
 import { ModelEngine } from '../engine/model-engine.js';
 import { composeBundle } from '../graph/compose.js';
 import { fromRoot } from '../paths.js';
+import { parseCli } from './args.js';
 import { multipartImage, startServer } from './server-process.js';
 
-const { values } = parseArgs({
-  options: {
+const values = parseCli(
+  {
     model: { type: 'string', default: 'mtd-mnv2-incv3' },
     json: { type: 'string' },
     seconds: { type: 'string', default: '8' },
     run: { type: 'string', multiple: true }, // an ensemble bundle: each member's run, in export order
     concurrency: { type: 'string', default: '1,4,16,32' },
   },
-});
+  'usage: npm run bench [-- --model mtd-mnv2-incv3] [--seconds 8] [--concurrency 1,4,16,32] [--json out/bench.json] [--run runs/<run> ...]',
+);
 const config = loadConfig({ ...process.env, EXECUTION_PROVIDERS: process.env.EXECUTION_PROVIDERS ?? 'cpu' });
 const seconds = Number(values.seconds);
 const bundleDir = existsSync(values.model!) ? values.model! : path.join(config.MODELS_DIR, values.model!);

@@ -7,7 +7,6 @@
  */
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadBundle } from '../bundle/load.js';
 import { loadConfig } from '../config.js';
 import { ModelEngine } from '../engine/model-engine.js';
@@ -16,19 +15,19 @@ import { computeReport, PathMetrics, scoreAll, type Report } from '../eval/evalu
 import { histogramSpec, proSpec, renderPng, rocSpec, sampleGrid } from '../eval/plots.js';
 import { decodeImage } from '../image/decode.js';
 import { resizeForModel } from '../image/preprocess.js';
+import { parseCli } from './args.js';
 
-const { values } = parseArgs({
-  options: {
+const USAGE = 'usage: npm run eval -- --model <bundle dir or name> --data <category dir> [--out dir] [--update-card]';
+const values = parseCli(
+  {
     model: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string' },
     'update-card': { type: 'boolean', default: false },
   },
-});
-if (!values.model || !values.data) {
-  console.error('usage: npm run eval -- --model <bundle dir or name> --data <category dir> [--out dir] [--update-card]');
-  process.exit(2);
-}
+  USAGE,
+  ['model', 'data'],
+);
 const config = loadConfig();
 const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
 const bundleDir = (await isDir(values.model)) ? values.model : path.join(config.MODELS_DIR, values.model);

@@ -8,12 +8,12 @@
  * with its original size.
  */
 import { open, readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { decodeImage } from '../image/decode.js';
 import { resizeForModel, type Fit } from '../image/preprocess.js';
+import { parseCli } from './args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = parseCli(
+  {
     list: { type: 'string' },
     width: { type: 'string' },
     height: { type: 'string' },
@@ -21,11 +21,9 @@ const { values } = parseArgs({
     out: { type: 'string' },
     'max-pixels': { type: 'string', default: String(100_000_000) },
   },
-});
-if (!values.list || !values.width || !values.height || !values.out) {
-  console.error('usage: prepare-images --list FILE --width W --height H [--fit stretch|center-crop] --out FILE');
-  process.exit(2);
-}
+  'usage: prepare-images --list FILE --width W --height H [--fit stretch|center-crop] [--max-pixels N] --out FILE',
+  ['list', 'width', 'height', 'out'],
+);
 if (values.fit !== 'stretch' && values.fit !== 'center-crop') {
   console.error(`--fit must be stretch or center-crop, not ${values.fit}`);
   process.exit(2);

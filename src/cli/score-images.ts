@@ -7,16 +7,16 @@
  * Writes N x H x W float32 maps in list order; prints one JSON line per image with its score.
  */
 import { open, readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { loadBundle } from '../bundle/load.js';
 import { scoreImage } from '../detect/detect.js';
 import { ModelEngine } from '../engine/model-engine.js';
+import { parseCli } from './args.js';
 
-const { values } = parseArgs({ options: { bundle: { type: 'string' }, list: { type: 'string' }, out: { type: 'string' } } });
-if (!values.bundle || !values.list || !values.out) {
-  console.error('usage: score-images --bundle DIR --list FILE --out FILE');
-  process.exit(2);
-}
+const values = parseCli(
+  { bundle: { type: 'string' }, list: { type: 'string' }, out: { type: 'string' } },
+  'usage: score-images --bundle DIR --list FILE --out FILE',
+  ['bundle', 'list', 'out'],
+);
 const bundle = await loadBundle(values.bundle);
 const engine = await ModelEngine.create(bundle, { providers: ['cpu'], workers: 1, intraOpThreads: 2, maxBatch: 4, maxWaitMs: 1, maxQueue: 1 << 16 });
 const files = (await readFile(values.list, 'utf8')).split('\n').filter(Boolean);

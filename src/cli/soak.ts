@@ -10,12 +10,15 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
+import { parseCli } from './args.js';
 import { multipartImage, startServer } from './server-process.js';
 
-const { values } = parseArgs({ options: { short: { type: 'boolean', default: false }, json: { type: 'string' }, model: { type: 'string', default: 'mtd-mnv2-incv3' } } });
+const values = parseCli(
+  { short: { type: 'boolean', default: false }, json: { type: 'string' }, model: { type: 'string', default: 'mtd-mnv2-incv3' } },
+  'usage: npm run soak [-- --short] [--json out/soak.json] [--model mtd-mnv2-incv3]',
+);
 const short = values.short!;
 const overloadSeconds = short ? 8 : 60;
 const amount = short ? 500 : 10_000;
