@@ -35,10 +35,10 @@ METRICS_END = "<!-- metrics:end -->"
 def _selection_text(sel: dict | None, denoised_these_kinds: bool = False) -> str:
     if not sel:
         return "Weights were set at export (default 1 each), not chosen on data.\n"
-    rows = "\n".join(f"| {'**' + r['name'] + '**' if r['chosen'] else r['name']} | {r['imageAUROC']:.3f} | {r['pixelAUROC']:.3f} | {r['mean']:.3f} |"
-                     for r in sel["candidates"])
+    rows = "\n".join(f"| {'**' + r['name'] + '**' if r['chosen'] else r['name']} | {r['imageAUROC']:.3f} | {r['pixelAUROC']:.3f} | {r['mean']:.3f} | "
+                     + (f"{r['AUPRO']:.3f} |" if "AUPRO" in r else "– |") for r in sel["candidates"])
     return (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
-            f"| candidate | image AUROC | pixel AUROC | mean |\n|---|---|---|---|\n{rows}\n"
+            f"| candidate | image AUROC | pixel AUROC | mean | AUPRO (not in the criterion) |\n|---|---|---|---|---|\n{rows}\n"
             + ("\nThe student was trained to denoise synthetic defects of kinds that this selection paints too (other draws), so these figures are "
                "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised_these_kinds else ""))
 

@@ -3,7 +3,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mixdistill.fusion_select import auroc, candidates, select  # noqa: E402
+from mixdistill.fusion_select import aupro, auroc, candidates, select  # noqa: E402
 from mixdistill.synthetic_defects import KINDS, TRAINING_KINDS, corrupt, paint, paint_one  # noqa: E402
 
 
@@ -13,6 +13,21 @@ def test_auroc_with_ties_matches_pair_counting():
     y = rng.random(60) < 0.4
     pairs = [(1.0 if a > b else 0.5 if a == b else 0.0) for a in s[y] for b in s[~y]]
     assert auroc(s, y) == pytest.approx(np.mean(pairs))
+
+
+def test_validation_aupro_matches_the_exact_per_region_overlap():
+    from test_metrics_numpy import np_aupro  # the exact reference the service's metric is checked against
+
+    rng = np.random.default_rng(5)
+    h, w = 24, 24
+    masks = [None] * 5 + [np.zeros((h, w), bool) for _ in range(5)]
+    for k, m in enumerate(masks[5:]):
+        m[2 + 3 * k:8 + 3 * k, 1 + 2 * k:12 + k] = True  # one region per painted image, as in validation
+    maps = [rng.random((h, w)) * 0.8 + (0.35 * rng.random((h, w)) * m if m is not None else 0) for m in masks]
+    normal_px = np.concatenate([mp[~m].ravel() if m is not None else mp.ravel() for mp, m in zip(maps, masks)])
+    regions = [mp[m] for mp, m in zip(maps, masks) if m is not None]
+    assert aupro(normal_px, regions, steps=3000) == pytest.approx(np_aupro(maps, masks), abs=2e-3)
+    assert aupro(normal_px, [], steps=10) != aupro(normal_px, [], steps=10)  # nan: no regions
 
 
 def test_candidates():
@@ -52,6 +67,8 @@ def test_select_prefers_the_path_that_sees_the_defects():
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["name"] == "only a" and weights == [1.0, 0.0]
     assert chosen[0]["imageAUROC"] == pytest.approx(1.0)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["only a"]["AUPRO"] > 0.9 > by_name["only b"]["AUPRO"]  # reported beside the criterion
 
 
 def test_corrupt_paints_the_asked_fraction_and_leaves_the_batch_alone():
