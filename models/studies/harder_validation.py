@@ -14,17 +14,14 @@ About 5 minutes on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from bundle_runs import BundleRuns, add_arguments  # noqa: E402
 from mixdistill import data, fusion_select, synthetic_defects  # noqa: E402
-from mixdistill.anomaly_map import blur  # noqa: E402
-from mixdistill.members import Members  # noqa: E402
 from mixdistill.train import load_split  # noqa: E402
 
 SMALL = ("line", "patch", "spot")
@@ -41,40 +38,27 @@ def pixel_figures(normal: np.ndarray, painted: np.ndarray, masks: np.ndarray) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", type=Path, required=True)
-    ap.add_argument("--run", type=Path, action="append", required=True, help="the bundle's runs, in its order")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    fusion = json.loads((args.bundle / "manifest.json").read_text())["fusion"]
-    paths = {p["student"]: p for p in fusion["paths"]}
-    members = Members.load(args.run, "best.pt")
-    cfg = members.cfg
-    names = [n for m in members.output_names() for n in m]
+    add_arguments(ap)
+    b = BundleRuns.load(ap.parse_args())
+    members, cfg, names = b.members, b.members.cfg, b.names
     _, val_set = load_split(cfg)
-    clean = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, args.run[0].parent / ".cache")
+    clean = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, members.dirs[0].parent / ".cache")
     painted, masks, kinds = synthetic_defects.paint(clean, cfg.val_seed)
     kinds = np.array(kinds)
     normal_maps = dict(zip(names, members.collect_maps(clean, 16)))
 
-    chosen = {n: p["weight"] for n, p in paths.items() if p["weight"] > 0}
-    direct = [[n for n in member if n.startswith("direct.")] for member in members.output_names()]
-    all_direct = {n: 1.0 / len(m) for m in direct for n in m}
-
-    def heatmap(maps: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-        s = sum(w * (maps[n] - paths[n]["offset"]) / paths[n]["scale"] for n, w in weights.items())
-        return blur(torch.from_numpy(s.astype(np.float32)), fusion["sigma"], fusion["kernelSize"]).numpy()
-
+    chosen, all_direct = b.chosen(), b.all_direct()
     candidates = {
-        "shipped": lambda m: heatmap(m, chosen),
-        "all direct paths": lambda m: heatmap(m, all_direct),
-        "larger of the two": lambda m: np.maximum(heatmap(m, chosen), heatmap(m, all_direct)),
+        "shipped": lambda m: b.heatmap(m, chosen),
+        "all direct paths": lambda m: b.heatmap(m, all_direct),
+        "larger of the two": lambda m: np.maximum(b.heatmap(m, chosen), b.heatmap(m, all_direct)),
     }
-    for b in (1.0, 0.5, 0.3, 0.2, 0.1):
-        x = np.clip(np.rint(clean + b * (painted.astype(np.float32) - clean)), 0, 255).astype(np.uint8)
+    for blend in (1.0, 0.5, 0.3, 0.2, 0.1):
+        x = np.clip(np.rint(clean + blend * (painted.astype(np.float32) - clean)), 0, 255).astype(np.uint8)
         maps = dict(zip(names, members.collect_maps(x, 16)))
         shipped_n, shipped_d = candidates["shipped"](normal_maps), candidates["shipped"](maps)
         small = np.mean([pixel_figures(shipped_n, shipped_d[kinds == k], masks[kinds == k])[1] for k in SMALL])
-        print(f"b {b}: the shipped heatmap's mean AUPRO over {', '.join(SMALL)}: {small:.4f}", flush=True)
+        print(f"b {blend}: the shipped heatmap's mean AUPRO over {', '.join(SMALL)}: {small:.4f}", flush=True)
         if small > 0.95:
             continue
         for label, make in candidates.items():

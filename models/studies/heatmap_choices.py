@@ -14,7 +14,6 @@ About 10 minutes on 2 CPU cores; --maps keeps the per-path test maps (600 MB) fo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,8 +22,8 @@ import torch
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from bundle_runs import BundleRuns, add_arguments  # noqa: E402
 from mixdistill import calibrate, data, fusion_select  # noqa: E402
-from mixdistill.anomaly_map import blur  # noqa: E402
 from mixdistill.members import Members  # noqa: E402
 from mixdistill.train import load_split  # noqa: E402
 
@@ -92,38 +91,27 @@ def own_grid(upsampled: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", type=Path, required=True)
-    ap.add_argument("--run", type=Path, action="append", required=True, help="the bundle's runs, in its order")
+    add_arguments(ap)
     ap.add_argument("--data", type=Path, required=True, help="MVTec AD layout category folder")
     ap.add_argument("--maps", type=Path, help="cache of the per-path test maps (.npz)")
     ap.add_argument("--seed", type=int, default=13, help="seed of the halves")
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    fusion = json.loads((args.bundle / "manifest.json").read_text())["fusion"]
-    paths = {p["student"]: p for p in fusion["paths"]}
-    members = Members.load(args.run, "best.pt")
-    cfg = members.cfg
+    b = BundleRuns.load(args)
+    members, cfg, paths = b.members, b.members.cfg, b.paths
     with torch.no_grad():  # each path's own grid, from one pass of a blank image
         blank = members.tensors(np.zeros((1, cfg.height, cfg.width, 3), np.uint8))
-        grids = {n: tuple(t.shape[-2:]) for n, t in zip([n for m in members.output_names() for n in m], members.student_module()(blank))}
+        grids = {n: tuple(t.shape[-2:]) for n, t in zip(b.names, members.student_module()(blank))}
     maps, masks, defect = test_maps(members, args.data, args.maps)
     a = halves(defect, args.seed)
     sets = {"A": a, "B": ~a, "whole": np.ones(len(a), bool)}
-
-    def normalised(name: str) -> np.ndarray:
-        return (maps[name] - paths[name]["offset"]) / paths[name]["scale"]
-
-    def smooth(x: np.ndarray) -> np.ndarray:
-        return blur(torch.from_numpy(x.astype(np.float32)), fusion["sigma"], fusion["kernelSize"]).numpy()
 
     def row(label: str, heatmap: np.ndarray, score: np.ndarray | None = None, on: tuple[str, ...] = ("A", "B", "whole")) -> None:
         s = heatmap.reshape(len(heatmap), -1).max(1) if score is None else score
         cells = [f"{k} " + " / ".join(f"{v:.4f}" for v in figures(heatmap, s, masks, defect, sets[k])) for k in on]
         print(f"{label}: " + "; ".join(cells), flush=True)
 
-    chosen = [n for n, p in paths.items() if p["weight"] > 0]
-    direct = [n for n in paths if n.startswith("direct.")]
-    shipped = smooth(sum(paths[n]["weight"] * normalised(n) for n in chosen))
+    chosen = list(b.chosen())
+    shipped = b.heatmap(maps, b.chosen())
     shipped_score = shipped.reshape(len(shipped), -1).max(1)
     print("image AUROC / pixel AUROC / AUPRO on half A, half B, the whole test split")
     row("shipped", shipped)
@@ -138,23 +126,22 @@ def main() -> None:
         for only in (None, chosen[-1]):
             parts = []
             for n in chosen:
-                x = normalised(n)
+                x = b.normalised(maps, n)
                 if only in (None, n):
                     x = x - f * lower_quantile(own_grid(x, grids[n]), 0.25)[:, None, None]
                 parts.append(paths[n]["weight"] * x)
-            row(f"  a {f} {'every chosen path' if only is None else only}", smooth(sum(parts)), on=("A",))
+            row(f"  a {f} {'every chosen path' if only is None else only}", b.smooth(sum(parts)), on=("A",))
 
     print("(2) one map for score and heatmap, half A")
     _, val_set = load_split(cfg)
-    val = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, args.run[0].parent / ".cache")
-    val_maps = dict(zip([n for m in members.output_names() for n in m], members.collect_maps(val, 16)))
+    val = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, members.dirs[0].parent / ".cache")
+    val_maps = dict(zip(b.names, members.collect_maps(val, 16)))
     logged = []
     for n in chosen:  # STPM multiplies the paths' maps: a sum of logs, normalised like calibrate does
         offset, scale = calibrate.path_normalization(np.log(np.maximum(val_maps[n], 1e-6)))
         logged.append((np.log(np.maximum(maps[n], 1e-6)) - offset) / scale)
-    row("  log of the chosen paths", smooth(sum(logged)), on=("A",))
-    third = {n: 1.0 / len(m) for m in ([n for n in member if n in direct] for member in members.output_names()) for n in m}
-    all_direct = smooth(sum(third[n] * normalised(n) for n in direct))
+    row("  log of the chosen paths", b.smooth(sum(logged)), on=("A",))
+    all_direct = b.heatmap(maps, b.all_direct())
     row("  all direct paths, equal within a member", all_direct, on=("A",))
 
     print("(3) score from the shipped map, heatmap from all direct paths")
