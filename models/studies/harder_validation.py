@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-from bundle_runs import BundleRuns, add_arguments  # noqa: E402
+from bundle_runs import BundleRuns, add_arguments, sampled_pixel_auroc  # noqa: E402
 from mixdistill import data, fusion_select, synthetic_defects  # noqa: E402
 from mixdistill.train import load_split  # noqa: E402
 
@@ -30,9 +30,7 @@ SMALL = ("line", "patch", "spot")
 def pixel_figures(normal: np.ndarray, painted: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
     """Pixel AUROC and AUPRO (each painted defect one region) over the normal images and the painted ones."""
     negatives = np.concatenate([normal.ravel(), painted[~masks]])
-    sample = np.random.default_rng(0).choice(negatives, min(400_000, len(negatives)), replace=False)
-    pos = painted[masks]
-    pixel = fusion_select.auroc(np.r_[sample, pos], np.r_[np.zeros(len(sample), bool), np.ones(len(pos), bool)])
+    pixel = sampled_pixel_auroc(negatives, painted[masks], 400_000)
     return pixel, fusion_select.aupro(negatives, [p[m] for p, m in zip(painted, masks)])
 
 

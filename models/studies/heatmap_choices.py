@@ -9,7 +9,7 @@ graph mirrors; `npm run eval` remains the measure of a shipped bundle.
     /usr/bin/python3 models/studies/heatmap_choices.py --bundle models/mtd-mnv2-incv3 \
         --run runs/hard200 --run runs/inc-direct140 --data ../shared/datasets/mtd/magnetic_tile
 
-About 10 minutes on 2 CPU cores; --maps keeps the per-path test maps (600 MB) for a second run.
+About 6 minutes on 2 CPU cores; --maps keeps the per-path test maps (600 MB) for a second run.
 """
 from __future__ import annotations
 
@@ -22,25 +22,23 @@ import torch
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-from bundle_runs import BundleRuns, add_arguments  # noqa: E402
+from bundle_runs import BundleRuns, add_arguments, sampled_pixel_auroc  # noqa: E402
 from mixdistill import calibrate, data, fusion_select  # noqa: E402
-from mixdistill.members import Members  # noqa: E402
 from mixdistill.train import load_split  # noqa: E402
 
 KINDS = ("blowhole", "break", "crack", "fray", "uneven")
 
 
-def test_maps(members: Members, root: Path, cache: Path | None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def test_maps(b: BundleRuns, root: Path, cache: Path | None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Per output name, [N, H, W] discrepancy maps of the test images; their masks and defect folders."""
     if cache and cache.exists():
         z = np.load(cache)
         return {k[2:]: z[k].astype(np.float32) for k in z.files if k.startswith("m.")}, z["masks"], z["defect"]
-    cfg = members.cfg
+    members, cfg = b.members, b.members.cfg
     samples = data.test_samples(root)
     images = data.prepare(samples, cfg.width, cfg.height, cfg.fit, members.dirs[0].parent / ".cache")
     masks = data.prepare_masks(samples, cfg.width, cfg.height, cfg.fit)
-    names = [n for member in members.output_names() for n in member]
-    maps = dict(zip(names, members.collect_maps(images, 16)))
+    maps = dict(zip(b.names, members.collect_maps(images, 16)))
     defect = np.array([s.defect for s in samples])
     if cache:
         np.savez(cache, masks=masks, defect=defect, **{f"m.{k}": v.astype(np.float16) for k, v in maps.items()})
@@ -69,10 +67,7 @@ def regions(fused: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
 def figures(heatmap: np.ndarray, score: np.ndarray, masks: np.ndarray, defect: np.ndarray, sel: np.ndarray) -> tuple[float, float, float]:
     m, h = masks[sel], heatmap[sel]
     image = fusion_select.auroc(score[sel], defect[sel] != "good")
-    neg = np.random.default_rng(0).choice(h[~m], min(2_000_000, int((~m).sum())), replace=False)
-    pos = h[m]
-    pixel = fusion_select.auroc(np.r_[neg, pos], np.r_[np.zeros(len(neg), bool), np.ones(len(pos), bool)])
-    return image, pixel, fusion_select.aupro(h[~m], regions(h, m), steps=400)
+    return image, sampled_pixel_auroc(h[~m], h[m], 2_000_000), fusion_select.aupro(h[~m], regions(h, m), steps=400)
 
 
 def lower_quantile(grid: np.ndarray, q: float) -> np.ndarray:
@@ -97,11 +92,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=13, help="seed of the halves")
     args = ap.parse_args()
     b = BundleRuns.load(args)
-    members, cfg, paths = b.members, b.members.cfg, b.paths
+    members, cfg = b.members, b.members.cfg
     with torch.no_grad():  # each path's own grid, from one pass of a blank image
         blank = members.tensors(np.zeros((1, cfg.height, cfg.width, 3), np.uint8))
         grids = {n: tuple(t.shape[-2:]) for n, t in zip(b.names, members.student_module()(blank))}
-    maps, masks, defect = test_maps(members, args.data, args.maps)
+    maps, masks, defect = test_maps(b, args.data, args.maps)
     a = halves(defect, args.seed)
     sets = {"A": a, "B": ~a, "whole": np.ones(len(a), bool)}
 
@@ -110,8 +105,9 @@ def main() -> None:
         cells = [f"{k} " + " / ".join(f"{v:.4f}" for v in figures(heatmap, s, masks, defect, sets[k])) for k in on]
         print(f"{label}: " + "; ".join(cells), flush=True)
 
-    chosen = list(b.chosen())
-    shipped = b.heatmap(maps, b.chosen())
+    weights = b.chosen()
+    chosen = list(weights)
+    shipped = b.heatmap(maps, weights)
     shipped_score = shipped.reshape(len(shipped), -1).max(1)
     print("image AUROC / pixel AUROC / AUPRO on half A, half B, the whole test split")
     row("shipped", shipped)
@@ -129,7 +125,7 @@ def main() -> None:
                 x = b.normalised(maps, n)
                 if only in (None, n):
                     x = x - f * lower_quantile(own_grid(x, grids[n]), 0.25)[:, None, None]
-                parts.append(paths[n]["weight"] * x)
+                parts.append(weights[n] * x)
             row(f"  a {f} {'every chosen path' if only is None else only}", b.smooth(sum(parts)), on=("A",))
 
     print("(2) one map for score and heatmap, half A")

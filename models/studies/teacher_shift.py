@@ -8,7 +8,7 @@ shallowest tap would be a difference in how the defective images were taken.
 
     /usr/bin/python3 models/studies/teacher_shift.py --run runs/inc-direct140 --data ../shared/datasets/mtd/magnetic_tile
 
-About 5 minutes on 2 CPU cores for the InceptionV3 teacher.
+About 9 minutes on 2 CPU cores for the InceptionV3 teacher.
 """
 from __future__ import annotations
 
