@@ -53,6 +53,11 @@ class BundleRuns:
         direct = [[n for n in member if n.startswith("direct.")] for member in self.members.output_names()]
         return {n: 1.0 / len(m) for m in direct for n in m}
 
+    def blended(self, a: float) -> dict[str, float]:
+        """(1 - a) * the bundle's own weights + a * all direct paths' weights."""
+        own, direct = self.chosen(), self.all_direct()
+        return {n: (1 - a) * own.get(n, 0.0) + a * direct.get(n, 0.0) for n in {*own, *direct}}
+
     def normalised(self, maps: dict[str, np.ndarray], name: str) -> np.ndarray:
         return (maps[name] - self.paths[name]["offset"]) / self.paths[name]["scale"]
 
