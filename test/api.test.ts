@@ -1,8 +1,12 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import sharp from 'sharp';
 import t, { type Test } from 'tap';
 import { OPENAPI, operations } from '../src/http/openapi.js';
 import { testApp } from './helpers/app.js';
+import { editedTiny } from './helpers/fixtures.js';
 import { multipart, texture } from './helpers/images.js';
 import { checkAgainstSpec } from './helpers/openapi-validator.js';
 
@@ -64,6 +68,27 @@ t.test('include: heatmap, overlay and mask PNGs at the original size; regions; p
   t.same(r.paths.map((p: any) => p.name), manifestPaths.map((p: any) => p.name));
   t.ok(r.paths.some((p: any) => p.kind === 'layer-wise') && r.paths.some((p: any) => p.kind === 'cross-layer'));
   t.equal((await sharp(Buffer.from(r.paths[0].map, 'base64')).metadata()).format, 'png');
+});
+
+t.test('letterbox bundle: outputs at the original size, regions within the image', async (t) => {
+  const models = await mkdtemp(path.join(os.tmpdir(), 'mixdistill-letterbox-'));
+  t.teardown(() => rm(models, { recursive: true, force: true }));
+  await editedTiny(models, (m) => (m.input.fit = 'letterbox'));
+  const lb = await testApp({ MODELS_DIR: models });
+  t.teardown(() => lb.close());
+  const res = await lb.inject({ method: 'POST', url: '/detect?include=heatmap,mask,map,regions&sensitivity=1', ...multipart([{ data: await texture(90, 30, 'png', 4) }]) } as never);
+  t.equal(res.statusCode, 200);
+  const r = res.json().results[0];
+  for (const key of ['heatmap', 'mask', 'map'] as const) {
+    const meta = await sharp(Buffer.from(r[key], 'base64')).metadata();
+    t.same([meta.width, meta.height], [90, 30], `${key} is 90x30`);
+  }
+  t.ok(r.regions.length > 0);
+  const area = r.regions.reduce((a: number, reg: any) => a + reg.areaPx, 0);
+  t.ok(area <= 90 * 30 * 1.001, `regions cover ${area} of the image's 2700 pixels`);
+  for (const reg of r.regions) {
+    t.ok(reg.bbox.x >= 0 && reg.bbox.y >= 0 && reg.bbox.x + reg.bbox.width <= 90 && reg.bbox.y + reg.bbox.height <= 30, 'bbox inside the image');
+  }
 });
 
 t.test('include=map: the normalized map as a grey PNG on the calibrated scale', async (t) => {

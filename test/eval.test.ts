@@ -1,14 +1,13 @@
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadBundle } from '../src/bundle/load.js';
 import { ModelEngine } from '../src/engine/model-engine.js';
 import { testSamples } from '../src/eval/dataset.js';
 import { computeReport, PathMetrics, scoreAll } from '../src/eval/evaluate.js';
-import { noise } from './helpers/fixtures.js';
-import { TINY } from './helpers/fixtures.js';
+import { editedTiny, noise } from './helpers/fixtures.js';
 
 const SIZE = 80;
 
@@ -31,26 +30,28 @@ async function category(root: string): Promise<string> {
   return cat;
 }
 
-t.test('per-path metrics: a bundle that fuses one path alone scores like that path', async (t) => {
+/** A temporary folder, and an engine on a copy of the tiny bundle edited by `edit`. */
+async function tinyEngine(t: Test, edit: (manifest: any) => void): Promise<{ root: string; engine: ModelEngine }> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'mixdistill-eval-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
-  const dir = path.join(root, 'tiny');
-  await cp(TINY, dir, { recursive: true });
-  const file = path.join(dir, 'manifest.json');
-  const m = JSON.parse(await readFile(file, 'utf8'));
-  m.fusion.paths.forEach((p: { weight: number }, i: number) => (p.weight = i === 4 ? 1 : 0));
-  await writeFile(file, JSON.stringify(m));
-  const only = m.fusion.paths[4].student as string;
-
-  const engine = await ModelEngine.create(await loadBundle(dir), { providers: ['cpu'], workers: 1, intraOpThreads: 1, maxBatch: 4, maxWaitMs: 2, maxQueue: 1000 });
+  const engine = await ModelEngine.create(await loadBundle(await editedTiny(root, edit)), { providers: ['cpu'], workers: 1, intraOpThreads: 1, maxBatch: 4, maxWaitMs: 2, maxQueue: 1000 });
   t.teardown(() => engine.close());
+  return { root, engine };
+}
+
+t.test('per-path metrics: a bundle that fuses one path alone scores like that path', async (t) => {
+  let only = '';
+  const { root, engine } = await tinyEngine(t, (m) => {
+    m.fusion.paths.forEach((p: { weight: number }, i: number) => (p.weight = i === 4 ? 1 : 0));
+    only = m.fusion.paths[4].student;
+  });
   const cat = await category(root);
   const samples = await testSamples(cat);
   const perPath = new PathMetrics(engine.manifest);
   const scores = await scoreAll(engine, samples, undefined, 4, perPath);
   const report = { ...computeReport(engine, cat, scores, 1), perPath: perPath.report() };
 
-  t.same(Object.keys(report.perPath), m.student.outputs.map((o: { name: string }) => o.name));
+  t.same(Object.keys(report.perPath), engine.manifest.student.outputs.map((o) => o.name));
   const p = report.perPath[only];
   t.equal(p.path, 'symmetric');
   t.equal(p.teacherLayer, 'block_9_add');
@@ -61,4 +62,37 @@ t.test('per-path metrics: a bundle that fuses one path alone scores like that pa
   for (const r of Object.values(report.perPath)) {
     for (const v of [r.imageAUROC, r.pixelAUROC, r.pixelAUPRO]) t.ok(v >= 0 && v <= 1, `${v} in [0, 1]`);
   }
+});
+
+t.test('letterbox: masks are fitted like the images and pixel metrics count the image window only', async (t) => {
+  const { root, engine } = await tinyEngine(t, (m) => (m.input.fit = 'letterbox'));
+
+  // 80x40 parts: at 64x64 the image fills rows 16-47; a bar near the top edge is mirrored into the border above
+  const cat = path.join(root, 'cat');
+  for (const d of ['test/good', 'test/bar', 'ground_truth/bar']) await mkdir(path.join(cat, d), { recursive: true });
+  const wide = (px: Uint8Array) => sharp(Buffer.from(px), { raw: { width: 80, height: 40, channels: 1 } }).png().toBuffer();
+  const img = Uint8Array.from(noise(80 * 40, 7, 120), (v) => 60 + v);
+  const mask = new Uint8Array(80 * 40);
+  for (let y = 2; y < 8; y++) for (let x = 10; x < 50; x++) { img[y * 80 + x] = 250; mask[y * 80 + x] = 255; }
+  await writeFile(path.join(cat, 'test/good', '0.png'), await wide(Uint8Array.from(noise(80 * 40, 8, 120), (v) => 60 + v)));
+  await writeFile(path.join(cat, 'test/bar', '0.png'), await wide(img));
+  await writeFile(path.join(cat, 'ground_truth/bar', '0_mask.png'), await wide(mask));
+
+  const scores = await scoreAll(engine, await testSamples(cat), undefined, 2);
+  const bar = scores.find((s) => s.sample.defect === 'bar')!;
+  t.same(bar.window, { left: 0, top: 16, width: 64, height: 32 });
+  const want = await sharp(await wide(mask)).greyscale().resize(64, 32, { fit: 'fill', kernel: 'nearest' }).raw().toBuffer();
+  const inWindow = Array.from(bar.mask!.subarray(16 * 64, 48 * 64));
+  t.same(inWindow, Array.from(want, (v) => (v > 127 ? 1 : 0)), 'the window holds the mask resized like the image');
+  const border = bar.mask!.subarray(0, 16 * 64).reduce((a, v) => a + v, 0);
+  t.ok(border > 0, `the border above mirrors the bar (${border} pixels) as it mirrors the image`);
+  const report = computeReport(engine, cat, scores, 1);
+  for (const v of [report.imageAUROC, report.pixelAUROC, report.pixelAUPRO]) t.ok(v >= 0 && v <= 1, `${v} in [0, 1]`);
+  // The good part's borders raised to the highest value seen (the bins stay put): counted as normal pixels,
+  // they would be false alarms at every threshold.
+  const top = Math.max(...scores.map((s) => Math.max(...s.map)));
+  const good = scores.find((s) => s.sample.defect === 'good')!;
+  const raised = Float32Array.from(good.map, (v, i) => (i < 16 * 64 || i >= 48 * 64 ? top : v));
+  const again = computeReport(engine, cat, scores.map((s) => (s === good ? { ...s, map: raised } : s)), 1);
+  t.same([again.pixelAUROC, again.pixelAUPRO], [report.pixelAUROC, report.pixelAUPRO], 'the mirrored borders are not counted');
 });

@@ -1,7 +1,8 @@
 import sharp from 'sharp';
 import t from 'tap';
 import { decodeImage } from '../src/image/decode.js';
-import { intensityRemap, placement, resizeForModel, toTensor } from '../src/image/preprocess.js';
+import { heatmapPng } from '../src/detect/encode.js';
+import { intensityRemap, letterboxWindow, mapPlacement, placement, resizeForModel, toTensor } from '../src/image/preprocess.js';
 
 const limits = { maxPixels: 10_000_000 };
 const input = { width: 8, height: 8, fit: 'stretch' as const, channelOrder: 'RGB' as const, scaling: { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } };
@@ -28,6 +29,38 @@ t.test('placement of the model window', async (t) => {
   t.same(placement(300, 200, { width: 256, height: 256, fit: 'stretch' }), { left: 0, top: 0, width: 300, height: 200 });
   t.same(placement(300, 200, { width: 256, height: 256, fit: 'center-crop' }), { left: 50, top: 0, width: 200, height: 200 });
   t.same(placement(100, 400, { width: 64, height: 32, fit: 'center-crop' }), { left: 0, top: 175, width: 100, height: 50 });
+});
+
+t.test('letterbox: the image keeps its aspect ratio in a centred window of the input', async (t) => {
+  const square = { width: 256, height: 256, fit: 'letterbox' as const };
+  t.same(placement(580, 222, square), { left: 0, top: 0, width: 580, height: 222 }, 'the model sees all of the image');
+  // 222 * 256 / 580 = 97.99 -> 98 rows, (256 - 98) / 2 = 79 above
+  t.same(letterboxWindow(580, 222, square), { left: 0, top: 79, width: 256, height: 98 });
+  t.same(letterboxWindow(125, 300, square), { left: 74, top: 0, width: 107, height: 256 }, '106.67 columns round to 107, (256 - 107) / 2 floors to 74');
+  t.same(letterboxWindow(3000, 1, square), { left: 0, top: 127, width: 256, height: 1 }, 'never thinner than a pixel');
+  t.same(mapPlacement(580, 222, square), { from: { left: 0, top: 79, width: 256, height: 98 }, to: { left: 0, top: 0, width: 580, height: 222 } });
+  t.same(mapPlacement(300, 200, { width: 256, height: 256, fit: 'center-crop' }),
+    { from: { left: 0, top: 0, width: 256, height: 256 }, to: { left: 50, top: 0, width: 200, height: 200 } });
+});
+
+t.test('letterbox: the borders mirror the image, edge rows repeated (sharp extend "mirror")', async (t) => {
+  const rows = Uint8Array.from([10, 10, 10, 10, 200, 200, 200, 200]); // 4x2, grey
+  const img = await decodeImage(await sharp(Buffer.from(rows), { raw: { width: 4, height: 2, channels: 1 } }).png().toBuffer(), limits);
+  const rgb = await resizeForModel(img, { ...input, width: 4, height: 6, fit: 'letterbox' });
+  const column = Array.from({ length: 6 }, (_, y) => rgb[y * 4 * 3]);
+  t.same(column, [200, 10, 10, 200, 200, 10], 'window rows 2-3 hold the image; rows 1 and 4 repeat its edges, 0 and 5 mirror on');
+});
+
+t.test('letterbox: the heatmap on the original image comes from the image window only', async (t) => {
+  const W = 4, H = 6;
+  const map = new Uint8Array(W * H * 3).fill(255);
+  map.fill(0, 2 * W * 3, 4 * W * 3); // window rows 2-3 dark, the mirrored borders bright
+  const at = mapPlacement(8, 4, { width: W, height: H, fit: 'letterbox' });
+  t.same(at.from, { left: 0, top: 2, width: 4, height: 2 });
+  const png = await heatmapPng(map, W, H, 8, 4, at);
+  const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  t.same([info.width, info.height], [8, 4]);
+  t.equal(Math.max(...data), 0, 'no border pixel reaches the heatmap');
 });
 
 async function pixels(bytes: Buffer) {

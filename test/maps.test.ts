@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { cosineDistanceMap } from '../src/maps/cosine.js';
+import { cropMap } from '../src/maps/crop.js';
 import { fuseMaps, reduceScore } from '../src/maps/fuse.js';
 import { gaussianBlur, gaussianKernel1d, kernelSizeFor, reflectIndex } from '../src/maps/gaussian.js';
 import { resizeBilinear } from '../src/maps/resize.js';
@@ -49,4 +50,12 @@ t.test('hand-computed cases', async (t) => {
   t.same(Array.from(cosineDistanceMap(a, Float32Array.from([0, 3, 1, 0]), 2, 1, 2)), [1, 1]);
   t.same(Array.from(resizeBilinear(Float32Array.from([1, 3]), 1, 2, 1, 4)), [1, 1.5, 2.5, 3], 'half-pixel centres, clamped edges');
   t.equal(reduceScore(Float32Array.from([1, 5, 3, 4]), { kind: 'topk-mean', k: 2 }), 4.5);
+});
+
+t.test('cropMap: a window of a row-major map', async (t) => {
+  const map = Float32Array.from({ length: 12 }, (_, i) => i); // 4 wide, 3 high
+  t.same(Array.from(cropMap(map, 4, { left: 1, top: 1, width: 2, height: 2 })), [5, 6, 9, 10]);
+  t.equal(cropMap(map, 4, { left: 0, top: 0, width: 4, height: 3 }), map, 'the whole map is not copied');
+  const mask = Uint8Array.from([0, 1, 1, 0]);
+  t.type(cropMap(mask, 2, { left: 1, top: 0, width: 1, height: 2 }), Uint8Array);
 });

@@ -21,11 +21,11 @@ const values = parseCli(
     out: { type: 'string' },
     'max-pixels': { type: 'string', default: String(100_000_000) },
   },
-  'usage: prepare-images --list FILE --width W --height H [--fit stretch|center-crop] [--max-pixels N] --out FILE',
+  'usage: prepare-images --list FILE --width W --height H [--fit stretch|center-crop|letterbox] [--max-pixels N] --out FILE',
   ['list', 'width', 'height', 'out'],
 );
-if (values.fit !== 'stretch' && values.fit !== 'center-crop') {
-  console.error(`--fit must be stretch or center-crop, not ${values.fit}`);
+if (!['stretch', 'center-crop', 'letterbox'].includes(values.fit)) {
+  console.error(`--fit must be stretch, center-crop or letterbox, not ${values.fit}`);
   process.exit(2);
 }
 const input = {

@@ -3,7 +3,8 @@ import type { ModelEngine } from '../engine/model-engine.js';
 import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../graph/head.js';
 import { decodeImage, type DecodedImage, type DecodeLimits } from '../image/decode.js';
 import type { ItemResult } from '../engine/batcher.js';
-import { placement, resizeForModel, toTensor } from '../image/preprocess.js';
+import { mapPlacement, resizeForModel, toTensor } from '../image/preprocess.js';
+import { cropMap } from '../maps/crop.js';
 import { resizeBilinear } from '../maps/resize.js';
 import { colorize } from './colormap.js';
 import { greyPng, heatmapPng, mapPng, overlayPng } from './encode.js';
@@ -125,7 +126,7 @@ export async function detectImage(
   const t2 = performance.now();
   const cal = m.calibration;
   const th = effectiveThresholds(cal.image, cal.pixel, opts);
-  const at = placement(image.width, image.height, m.input);
+  const at = mapPlacement(image.width, image.height, m.input);
   const result: DetectionResult = {
     index,
     width: image.width,
@@ -151,12 +152,13 @@ export async function detectImage(
     for (let i = 0; i < map.length; i++) mask[i] = map[i] >= th.pixel ? 255 : 0;
   }
   if (inc.has('regions')) {
-    const sx = at.width / W, sy = at.height / H;
-    result.regions = connectedRegions(map, W, H, th.pixel).map((r) => {
-      const x = Math.floor(at.left + r.x0 * sx), y = Math.floor(at.top + r.y0 * sy);
+    const { from, to } = at;
+    const sx = to.width / from.width, sy = to.height / from.height;
+    result.regions = connectedRegions(cropMap(map, W, from), from.width, from.height, th.pixel).map((r) => {
+      const x = Math.floor(to.left + r.x0 * sx), y = Math.floor(to.top + r.y0 * sy);
       const areaPx = r.area * sx * sy;
       return {
-        bbox: { x, y, width: Math.max(1, Math.ceil(at.left + r.x1 * sx) - x), height: Math.max(1, Math.ceil(at.top + r.y1 * sy) - y) },
+        bbox: { x, y, width: Math.max(1, Math.ceil(to.left + r.x1 * sx) - x), height: Math.max(1, Math.ceil(to.top + r.y1 * sy) - y) },
         areaPx: Math.round(areaPx),
         areaPercent: round((100 * areaPx) / (image.width * image.height), 3),
         peakScore: round(r.peak, 5),

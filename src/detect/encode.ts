@@ -1,6 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
 import type { DecodedImage } from '../image/decode.js';
-import type { Placement } from '../image/preprocess.js';
+import type { MapPlacement } from '../image/preprocess.js';
 
 interface Raw {
   data: Uint8Array;
@@ -9,11 +9,16 @@ interface Raw {
   channels: 1 | 3 | 4;
 }
 
-/** A model-resolution raster, scaled onto the model's window of the original image (outside: transparent/black). */
-function onOriginal(src: Raw, width: number, height: number, at: Placement, kernel: 'linear' | 'nearest'): Sharp {
-  const img = sharp(Buffer.from(src.data.buffer, src.data.byteOffset, src.data.byteLength), {
+/**
+ * A model-resolution raster at the original image's size: its window of the image (all of it but a letterbox's
+ * mirrored borders) scaled onto the part of the image the model saw (outside: transparent/black).
+ */
+function onOriginal(src: Raw, width: number, height: number, { from, to: at }: MapPlacement, kernel: 'linear' | 'nearest'): Sharp {
+  let img = sharp(Buffer.from(src.data.buffer, src.data.byteOffset, src.data.byteLength), {
     raw: { width: src.width, height: src.height, channels: src.channels },
-  }).resize(at.width, at.height, { fit: 'fill', kernel });
+  });
+  if (from.width !== src.width || from.height !== src.height) img = img.extract(from);
+  img = img.resize(at.width, at.height, { fit: 'fill', kernel });
   if (at.left === 0 && at.top === 0 && at.width === width && at.height === height) return img;
   return img.extend({
     left: at.left,
@@ -25,12 +30,12 @@ function onOriginal(src: Raw, width: number, height: number, at: Placement, kern
 }
 
 /** Colour-mapped anomaly map at the original image size. */
-export function heatmapPng(rgb: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: Placement): Promise<Buffer> {
+export function heatmapPng(rgb: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: MapPlacement): Promise<Buffer> {
   return onOriginal({ data: rgb, width: mapW, height: mapH, channels: 3 }, width, height, at, 'linear').png().toBuffer();
 }
 
 /** The heatmap blended over the upright original image. */
-export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: number, mapH: number, at: Placement, opacity = 0.5): Promise<Buffer> {
+export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: number, mapH: number, at: MapPlacement, opacity = 0.5): Promise<Buffer> {
   const heat = await onOriginal({ data: rgb, width: mapW, height: mapH, channels: 3 }, image.width, image.height, at, 'linear')
     .ensureAlpha(opacity)
     .raw()
@@ -44,7 +49,7 @@ export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: num
 }
 
 /** A one-channel raster at the original image size: a binary mask (nearest) or a grey map (linear). */
-export function greyPng(grey: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: Placement, kernel: 'linear' | 'nearest'): Promise<Buffer> {
+export function greyPng(grey: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: MapPlacement, kernel: 'linear' | 'nearest'): Promise<Buffer> {
   return onOriginal({ data: grey, width: mapW, height: mapH, channels: 1 }, width, height, at, kernel)
     .toColourspace('b-w')
     .png()

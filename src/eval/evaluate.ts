@@ -7,6 +7,8 @@ import { reduceScore } from '../maps/fuse.js';
 import { gaussianBlur } from '../maps/gaussian.js';
 import { resizeBilinear } from '../maps/resize.js';
 import type { Manifest } from '../bundle/manifest.js';
+import { mapPlacement, type Placement } from '../image/preprocess.js';
+import { cropMap } from '../maps/crop.js';
 import { auroc, f1At, f1Max, PixelMetrics, rocCurve, thin, type RocPoint } from './metrics.js';
 import type { TestSample } from './dataset.js';
 
@@ -15,6 +17,8 @@ export interface Scores {
   score: number;
   map: Float32Array;
   mask: Uint8Array | null;
+  /** The input pixels that show the image (all but a letterbox's mirrored borders): pixel metrics count these. */
+  window: Placement;
 }
 
 export interface GroupMetrics {
@@ -50,7 +54,7 @@ export class PathMetrics {
     this.px = manifest.student.outputs.map(() => new PixelMetrics(0, 2));
   }
 
-  add(outputs: Awaited<ReturnType<typeof scoreImage>>['outputs'], mask: Uint8Array | null, defective: boolean): void {
+  add(outputs: Awaited<ReturnType<typeof scoreImage>>['outputs'], mask: Uint8Array | null, defective: boolean, window: Placement): void {
     const { width: W, height: H } = this.manifest.input;
     const { sigma, kernelSize, reduction } = this.manifest.fusion;
     this.labels.push(defective);
@@ -59,7 +63,7 @@ export class PathMetrics {
       const [h, w] = dims.slice(-2);
       const map = gaussianBlur(resizeBilinear(data, h, w, H, W), H, W, sigma, kernelSize);
       this.scores[k].push(reduceScore(map, reduction));
-      this.px[k].add(map, mask, W, H);
+      this.px[k].add(cropMap(map, W, window), mask && cropMap(mask, W, window), window.width, window.height);
     });
   }
 
@@ -87,13 +91,15 @@ export interface Report extends GroupMetrics {
 }
 
 /** The mask at the model's input resolution, fitted exactly like the image (nearest neighbour), 0/1. */
-async function maskAtInput(file: string, engine: ModelEngine): Promise<Uint8Array> {
+async function maskAtInput(file: string, engine: ModelEngine, window: Placement): Promise<Uint8Array> {
   const { width, height, fit } = engine.manifest.input;
-  const raw = await sharp(await readFile(file))
-    .greyscale()
-    .resize(width, height, { fit: fit === 'stretch' ? 'fill' : 'cover', position: 'centre', kernel: 'nearest' })
-    .raw()
-    .toBuffer();
+  const mask = sharp(await readFile(file)).greyscale();
+  const fitted = fit === 'letterbox'
+    ? mask.resize(window.width, window.height, { fit: 'fill', kernel: 'nearest' }).extend({
+      left: window.left, top: window.top, right: width - window.left - window.width, bottom: height - window.top - window.height, extendWith: 'mirror',
+    })
+    : mask.resize(width, height, { fit: fit === 'stretch' ? 'fill' : 'cover', position: 'centre', kernel: 'nearest' });
+  const raw = await fitted.raw().toBuffer();
   return Uint8Array.from(raw, (v) => (v > 127 ? 1 : 0));
 }
 
@@ -112,9 +118,10 @@ export async function scoreAll(
       const i = next++;
       const s = samples[i];
       const scored = await scoreImage(engine, await readFile(s.file), i, { maxPixels: 400_000_000 });
-      const mask = s.defect === 'good' ? null : s.mask ? await maskAtInput(s.mask, engine) : new Uint8Array(scored.map.length);
-      out[i] = { sample: s, score: scored.score, map: Float32Array.from(scored.map), mask };
-      paths?.add(scored.outputs, mask, s.defect !== 'good');
+      const window = mapPlacement(scored.image.width, scored.image.height, engine.manifest.input).from;
+      const mask = s.defect === 'good' ? null : s.mask ? await maskAtInput(s.mask, engine, window) : new Uint8Array(scored.map.length);
+      out[i] = { sample: s, score: scored.score, map: Float32Array.from(scored.map), mask, window };
+      paths?.add(scored.outputs, mask, s.defect !== 'good', window);
       onProgress?.(++done);
     }
   };
@@ -122,11 +129,11 @@ export async function scoreAll(
   return out;
 }
 
-function group(scores: Scores[], threshold: number, lo: number, hi: number, W: number, H: number): GroupMetrics & { px: PixelMetrics } {
+function group(scores: Scores[], threshold: number, lo: number, hi: number, W: number): GroupMetrics & { px: PixelMetrics } {
   const s = scores.map((x) => x.score);
   const labels = scores.map((x) => x.sample.defect !== 'good');
   const px = new PixelMetrics(lo, hi);
-  for (const x of scores) px.add(x.map, x.mask, W, H);
+  for (const { map, mask, window: w } of scores) px.add(cropMap(map, W, w), mask && cropMap(mask, W, w), w.width, w.height);
   return {
     images: scores.length,
     imageAUROC: auroc(s, labels),
@@ -143,11 +150,11 @@ export function computeReport(engine: ModelEngine, data: string, scores: Scores[
   let lo = Infinity, hi = -Infinity;
   for (const x of scores) for (const v of x.map) { if (v < lo) lo = v; if (v > hi) hi = v; }
   const threshold = m.calibration.image.threshold;
-  const { px, ...overall } = group(scores, threshold, lo, hi, m.input.width, m.input.height);
+  const { px, ...overall } = group(scores, threshold, lo, hi, m.input.width);
   const good = scores.filter((x) => x.sample.defect === 'good');
   const perDefect: Record<string, GroupMetrics> = {};
   for (const d of [...new Set(scores.map((x) => x.sample.defect))].filter((d) => d !== 'good')) {
-    const { px: _px, ...g } = group([...good, ...scores.filter((x) => x.sample.defect === d)], threshold, lo, hi, m.input.width, m.input.height);
+    const { px: _px, ...g } = group([...good, ...scores.filter((x) => x.sample.defect === d)], threshold, lo, hi, m.input.width);
     perDefect[d] = g;
   }
   const s = scores.map((x) => x.score);

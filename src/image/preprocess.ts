@@ -2,7 +2,7 @@ import type { FitEnum } from 'sharp';
 import type { DecodedImage } from './decode.js';
 import { imageError } from './errors.js';
 
-export type Fit = 'stretch' | 'center-crop';
+export type Fit = 'stretch' | 'center-crop' | 'letterbox';
 
 export interface InputSpec {
   width: number;
@@ -14,7 +14,7 @@ export interface InputSpec {
   normalizeIntensity?: { mean: number; std: number };
 }
 
-/** Where the model's input window lies on the original image, in original pixels. */
+/** A window: pixels of the original image or of the model's input, as each use says. */
 export interface Placement {
   left: number;
   top: number;
@@ -23,21 +23,58 @@ export interface Placement {
 }
 
 /**
- * The window of the original image that the model sees. stretch: all of it. center-crop: the largest
- * centred window with the input's aspect ratio (what sharp's fit 'cover', position 'centre' keeps).
+ * The window of the original image that the model sees. stretch and letterbox: all of it. center-crop: the
+ * largest centred window with the input's aspect ratio (what sharp's fit 'cover', position 'centre' keeps).
  */
 export function placement(width: number, height: number, input: Pick<InputSpec, 'width' | 'height' | 'fit'>): Placement {
-  if (input.fit === 'stretch') return { left: 0, top: 0, width, height };
+  if (input.fit !== 'center-crop') return { left: 0, top: 0, width, height };
   const scale = Math.max(input.width / width, input.height / height);
   const cw = Math.min(width, Math.round(input.width / scale));
   const ch = Math.min(height, Math.round(input.height / scale));
   return { left: Math.floor((width - cw) / 2), top: Math.floor((height - ch) / 2), width: cw, height: ch };
 }
 
+/**
+ * letterbox: where the whole image lies in the model's input, in input pixels: the largest centred window with
+ * the image's aspect ratio. The rest of the input is mirrored from the image.
+ */
+export function letterboxWindow(width: number, height: number, input: Pick<InputSpec, 'width' | 'height'>): Placement {
+  const scale = Math.min(input.width / width, input.height / height);
+  const cw = Math.max(1, Math.min(input.width, Math.round(width * scale)));
+  const ch = Math.max(1, Math.min(input.height, Math.round(height * scale)));
+  return { left: Math.floor((input.width - cw) / 2), top: Math.floor((input.height - ch) / 2), width: cw, height: ch };
+}
+
+/**
+ * How a map at the model's input resolution lands on the original image: its window `from` (input pixels) is
+ * resized onto the window `to` (original pixels). Only the pixels of `from` show the image itself.
+ */
+export interface MapPlacement {
+  from: Placement;
+  to: Placement;
+}
+
+export function mapPlacement(width: number, height: number, input: Pick<InputSpec, 'width' | 'height' | 'fit'>): MapPlacement {
+  if (input.fit === 'letterbox') return { from: letterboxWindow(width, height, input), to: { left: 0, top: 0, width, height } };
+  return { from: { left: 0, top: 0, width: input.width, height: input.height }, to: placement(width, height, input) };
+}
+
 /** Resizes to the model's input: 8-bit RGB, interleaved (HWC), width x height x 3 bytes. */
 export async function resizeForModel(image: DecodedImage, input: InputSpec, index = 0): Promise<Buffer> {
-  const fit: keyof FitEnum = input.fit === 'stretch' ? 'fill' : 'cover';
   try {
+    if (input.fit === 'letterbox') {
+      // Mirrored rather than flat borders: a flat band would be a texture the student never sees on a part,
+      // and it would shift the per-image intensity statistics by the share of the input it takes.
+      const w = letterboxWindow(image.width, image.height, input);
+      return await image.pipeline
+        .clone()
+        .resize(w.width, w.height, { fit: 'fill' })
+        .extend({ left: w.left, top: w.top, right: input.width - w.left - w.width, bottom: input.height - w.top - w.height, extendWith: 'mirror' })
+        .removeAlpha()
+        .raw()
+        .toBuffer();
+    }
+    const fit: keyof FitEnum = input.fit === 'stretch' ? 'fill' : 'cover';
     return await image.pipeline
       .clone()
       .resize(input.width, input.height, { fit, position: 'centre' })

@@ -1,7 +1,20 @@
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const FIXTURE_MODELS_DIR = fileURLToPath(new URL('../fixtures/bundles/', import.meta.url));
 export const TINY = fileURLToPath(new URL('../fixtures/bundles/tiny', import.meta.url));
+/** A copy of the tiny bundle in the models folder `models`, its manifest changed by `edit`; returns its folder. */
+export async function editedTiny(models: string, edit: (manifest: any) => void): Promise<string> {
+  const dir = path.join(models, 'tiny');
+  await cp(TINY, dir, { recursive: true });
+  const file = path.join(dir, 'manifest.json');
+  const manifest = JSON.parse(await readFile(file, 'utf8'));
+  edit(manifest);
+  await writeFile(file, JSON.stringify(manifest));
+  return dir;
+}
+
 export const DEFAULT_MODELS_DIR = fileURLToPath(new URL('../../models/', import.meta.url));
 export const SHARED_MTD = fileURLToPath(new URL('../../../shared/datasets/mtd/magnetic_tile', import.meta.url));
 
