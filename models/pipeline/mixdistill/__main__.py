@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--widths", type=lambda v: [int(x) for x in _csv(v)], default=None, help="student stage widths")
     t.add_argument("--blocks", type=int, default=2, help="basic blocks per student stage")
     t.add_argument("--size", type=int, default=256, help="square input size")
-    t.add_argument("--fit", choices=["stretch", "center-crop"], default="stretch")
+    t.add_argument("--fit", choices=["stretch", "center-crop", "letterbox"], default="stretch")
     t.add_argument("--normalize-intensity", type=lambda v: dict(zip(("mean", "std"), map(float, v.split(",")))), default=None,
                    metavar="MEAN,STD", help="remap each image's pixels to this mean and std (0..255) before the teacher")
     t.add_argument("--epochs", type=int, default=40)

@@ -12,6 +12,13 @@ from .teachers.nsfwjs import REPO_ROOT
 SCHEMA_PATH = REPO_ROOT / "models" / "bundle.schema.json"
 
 
+FIT_LIMITS = {
+    "stretch": "non-square images are stretched to the square input, so each part's texture scale changes with its aspect ratio",
+    "center-crop": "the borders outside the centred square are not inspected",
+    "letterbox": "a non-square image fills only part of the input (its longer side), so elongated parts are seen at a smaller scale and with fewer map pixels",
+}
+
+
 def validate_manifest(manifest: dict) -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
     validator = jsonschema.Draft202012Validator(schema)
@@ -129,7 +136,7 @@ Not evaluated yet: run `npm run eval -- --model {manifest['name']} --data <categ
 
 ## Limitations
 {"- Thresholds come from normal images only (p99 of their scores plus a margin). Few normal parts are" + chr(10) + "  flagged, but weak defects fall below the threshold: compare image F1 at the threshold with F1-max above," + chr(10) + "  and use the API's `sensitivity` to trade one for the other on your line." if cal['method'] == 'normal-quantile' else "- Thresholds maximise F1 on the defective validation images given at export: they are as representative as those images are of your line's defects."}
-- Fit `{manifest['input']['fit']}`: {"non-square images are stretched to the square input, so each part's texture scale changes with its aspect ratio" if manifest['input']['fit'] == 'stretch' else "the borders outside the centred square are not inspected"}.
+- Fit `{manifest['input']['fit']}`: {FIT_LIMITS[manifest['input']['fit']]}.
 - The teacher's weights are what the card says they are, not a pristine ImageNet backbone.
 - Training time was measured on a shared 2-core machine while other work ran; it is an upper bound.
 """ + (f"\n## Notes\n{notes.strip()}\n" if notes.strip() else "")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import subprocess
@@ -85,6 +86,15 @@ def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Pat
     return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
 
 
+def letterbox_window(w0: int, h0: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, width, height) of a w0 x h0 image inside a letterboxed input, as src/image/preprocess.ts
+    letterboxWindow() places it (Math.round: halves round up)."""
+    scale = min(width / w0, height / h0)
+    cw = max(1, min(width, math.floor(w0 * scale + 0.5)))
+    ch = max(1, min(height, math.floor(h0 * scale + 0.5)))
+    return (width - cw) // 2, (height - ch) // 2, cw, ch
+
+
 def prepare_masks(samples: list[Sample], width: int, height: int, fit: str) -> np.ndarray:
     """bool [N, H, W]: each sample's ground-truth mask over the window the model sees (the service's placement),
     resized with nearest neighbour; all False where a sample has no mask."""
@@ -95,6 +105,11 @@ def prepare_masks(samples: list[Sample], width: int, height: int, fit: str) -> n
         if s.mask is None:
             continue
         m = Image.open(s.mask).convert("L")
+        if fit == "letterbox":  # the image's window, the borders mirrored like the image's (sharp extend 'mirror')
+            left, top, cw, ch = letterbox_window(*m.size, width, height)
+            inner = np.asarray(m.resize((cw, ch), Image.NEAREST)) > 127
+            out[i] = np.pad(inner, ((top, height - top - ch), (left, width - left - cw)), mode="symmetric")
+            continue
         if fit == "center-crop":  # same window as src/image/preprocess.ts placement()
             w0, h0 = m.size
             scale = max(width / w0, height / h0)

@@ -32,3 +32,27 @@ def test_a_failed_preparation_leaves_nothing_in_the_cache(tmp_path):
     with pytest.raises(subprocess.CalledProcessError):
         data.prepare([data.Sample(bad, "good")], 32, 32, "stretch", cache)
     assert list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [(90, 40), (30, 70), (61, 59)])
+def test_letterbox_masks_land_where_the_service_puts_the_image(tmp_path, size):
+    # The image is its own mask: the service's letterbox (src/image/preprocess.ts) and prepare_masks must agree
+    # on the window and on the mirrored borders, or pixel labels drift off the pixels they label.
+    from PIL import Image
+
+    w, h = size
+    yy, xx = np.mgrid[:h, :w]
+    bright = ((xx // 12 + yy // 10) % 3 == 0) | (yy < 6) | (xx > w - 8)
+    img = tmp_path / "part.png"
+    Image.fromarray(np.where(bright, 255, 0).astype(np.uint8)).save(img)
+    sample = data.Sample(img, "bar", img)
+    prepared = data.prepare([sample], 32, 32, "letterbox", tmp_path / "cache")[0, :, :, 0]
+    masks = data.prepare_masks([sample], 32, 32, "letterbox")[0]
+    left, top, cw, ch = data.letterbox_window(w, h, 32, 32)
+    assert (cw == 32) == (w >= h) and (ch == 32) == (h >= w)
+    # The image is resized smoothly and the mask by nearest neighbour: they may differ only next to an edge.
+    from scipy import ndimage
+
+    edge = ndimage.binary_dilation(masks, np.ones((3, 3))) & ~ndimage.binary_erosion(masks, np.ones((3, 3)), border_value=1)
+    assert masks.any() and not masks.all()
+    assert not ((prepared > 127) != masks)[~edge].any()
