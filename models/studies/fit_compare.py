@@ -11,7 +11,7 @@ A look at the test set (declared in the card that quotes it).
     /usr/bin/python3 models/studies/fit_compare.py --data ../shared/datasets/mtd/magnetic_tile \
         --run runs/hard200 --run runs/mn-lb --path direct.block_12_add
 
-About 3 minutes a run on 2 idle CPU cores (6 beside a training run).
+About 2 minutes a run on 2 idle CPU cores (6 beside a training run).
 """
 from __future__ import annotations
 
@@ -76,8 +76,9 @@ def main() -> None:
         with torch.no_grad():
             maps, scores, fit = on_original(run, args.data, args.path, args.sigma)
         normal = np.concatenate([m[~k] for m, k in zip(maps, masks)])
-        region_values = [v for m, k in zip(maps, masks) for v in regions(m[None], k[None])]
-        region_defect = [d for m, k, d in zip(maps, masks, defect) for _ in regions(m[None], k[None])]
+        per_image = [regions(m[None], k[None]) for m, k in zip(maps, masks)]
+        region_values = [v for r in per_image for v in r]
+        region_defect = [d for r, d in zip(per_image, defect) for _ in r]
         positive = np.concatenate([m[k] for m, k in zip(maps, masks)])
         image = fusion_select.auroc(scores, defect != "good")
         pixel = sampled_pixel_auroc(normal, positive, 2_000_000)
