@@ -7,7 +7,7 @@ import { reduceScore } from '../maps/fuse.js';
 import { gaussianBlur } from '../maps/gaussian.js';
 import { resizeBilinear } from '../maps/resize.js';
 import type { Manifest } from '../bundle/manifest.js';
-import { mapPlacement, type Placement } from '../image/preprocess.js';
+import { fitToInput, mapPlacement, type Placement } from '../image/preprocess.js';
 import { cropMap } from '../maps/crop.js';
 import { auroc, f1At, f1Max, PixelMetrics, rocCurve, thin, type RocPoint } from './metrics.js';
 import type { TestSample } from './dataset.js';
@@ -90,16 +90,9 @@ export interface Report extends GroupMetrics {
   curves: { imageRoc: RocPoint[]; pixelRoc: { fpr: number; tpr: number }[]; pro: { fpr: number; pro: number }[] };
 }
 
-/** The mask at the model's input resolution, fitted exactly like the image (nearest neighbour), 0/1. */
-async function maskAtInput(file: string, engine: ModelEngine, window: Placement): Promise<Uint8Array> {
-  const { width, height, fit } = engine.manifest.input;
-  const mask = sharp(await readFile(file)).greyscale();
-  const fitted = fit === 'letterbox'
-    ? mask.resize(window.width, window.height, { fit: 'fill', kernel: 'nearest' }).extend({
-      left: window.left, top: window.top, right: width - window.left - window.width, bottom: height - window.top - window.height, extendWith: 'mirror',
-    })
-    : mask.resize(width, height, { fit: fit === 'stretch' ? 'fill' : 'cover', position: 'centre', kernel: 'nearest' });
-  const raw = await fitted.raw().toBuffer();
+/** The mask at the model's input resolution, fitted exactly like its width x height image (nearest neighbour), 0/1. */
+async function maskAtInput(file: string, engine: ModelEngine, width: number, height: number): Promise<Uint8Array> {
+  const raw = await fitToInput(sharp(await readFile(file)).greyscale(), width, height, engine.manifest.input, 'nearest').raw().toBuffer();
   return Uint8Array.from(raw, (v) => (v > 127 ? 1 : 0));
 }
 
@@ -119,7 +112,7 @@ export async function scoreAll(
       const s = samples[i];
       const scored = await scoreImage(engine, await readFile(s.file), i, { maxPixels: 400_000_000 });
       const window = mapPlacement(scored.image.width, scored.image.height, engine.manifest.input).from;
-      const mask = s.defect === 'good' ? null : s.mask ? await maskAtInput(s.mask, engine, window) : new Uint8Array(scored.map.length);
+      const mask = s.defect === 'good' ? null : s.mask ? await maskAtInput(s.mask, engine, scored.image.width, scored.image.height) : new Uint8Array(scored.map.length);
       out[i] = { sample: s, score: scored.score, map: Float32Array.from(scored.map), mask, window };
       paths?.add(scored.outputs, mask, s.defect !== 'good', window);
       onProgress?.(++done);

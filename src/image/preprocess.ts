@@ -1,4 +1,4 @@
-import type { FitEnum } from 'sharp';
+import type { FitEnum, Sharp } from 'sharp';
 import type { DecodedImage } from './decode.js';
 import { imageError } from './errors.js';
 
@@ -59,28 +59,26 @@ export function mapPlacement(width: number, height: number, input: Pick<InputSpe
   return { from: { left: 0, top: 0, width: input.width, height: input.height }, to: placement(width, height, input) };
 }
 
+/**
+ * The input's fit as sharp operations on `img`, an image of width x height (or its mask, with kernel 'nearest').
+ * letterbox mirrors rather than pads flat: a flat band would be a texture the student never sees on a part, and
+ * it would shift the per-image intensity statistics by the share of the input it takes.
+ */
+export function fitToInput(img: Sharp, width: number, height: number, input: Pick<InputSpec, 'width' | 'height' | 'fit'>, kernel: 'lanczos3' | 'nearest' = 'lanczos3'): Sharp {
+  if (input.fit === 'letterbox') {
+    const w = letterboxWindow(width, height, input);
+    return img
+      .resize(w.width, w.height, { fit: 'fill', kernel })
+      .extend({ left: w.left, top: w.top, right: input.width - w.left - w.width, bottom: input.height - w.top - w.height, extendWith: 'mirror' });
+  }
+  const fit: keyof FitEnum = input.fit === 'stretch' ? 'fill' : 'cover';
+  return img.resize(input.width, input.height, { fit, position: 'centre', kernel });
+}
+
 /** Resizes to the model's input: 8-bit RGB, interleaved (HWC), width x height x 3 bytes. */
 export async function resizeForModel(image: DecodedImage, input: InputSpec, index = 0): Promise<Buffer> {
   try {
-    if (input.fit === 'letterbox') {
-      // Mirrored rather than flat borders: a flat band would be a texture the student never sees on a part,
-      // and it would shift the per-image intensity statistics by the share of the input it takes.
-      const w = letterboxWindow(image.width, image.height, input);
-      return await image.pipeline
-        .clone()
-        .resize(w.width, w.height, { fit: 'fill' })
-        .extend({ left: w.left, top: w.top, right: input.width - w.left - w.width, bottom: input.height - w.top - w.height, extendWith: 'mirror' })
-        .removeAlpha()
-        .raw()
-        .toBuffer();
-    }
-    const fit: keyof FitEnum = input.fit === 'stretch' ? 'fill' : 'cover';
-    return await image.pipeline
-      .clone()
-      .resize(input.width, input.height, { fit, position: 'centre' })
-      .removeAlpha()
-      .raw()
-      .toBuffer();
+    return await fitToInput(image.pipeline.clone(), image.width, image.height, input).removeAlpha().raw().toBuffer();
   } catch (err) {
     throw imageError(err, index);
   }
