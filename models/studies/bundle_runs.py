@@ -22,6 +22,11 @@ def sampled_pixel_auroc(negatives: np.ndarray, positives: np.ndarray, limit: int
     return fusion_select.auroc(np.r_[sample, positives], np.r_[np.zeros(len(sample), bool), np.ones(len(positives), bool)])
 
 
+def output_names(members: Members) -> list[str]:
+    """Every student output of the runs, in the order of Members.collect_maps."""
+    return [n for member in members.output_names() for n in member]
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--bundle", type=Path, required=True)
     ap.add_argument("--run", type=Path, action="append", required=True, help="the bundle's runs, in its order")
@@ -42,7 +47,7 @@ class BundleRuns:
     @property
     def names(self) -> list[str]:
         """Every student output, in the order of Members.collect_maps."""
-        return [n for member in self.members.output_names() for n in member]
+        return output_names(self.members)
 
     def chosen(self) -> dict[str, float]:
         """The bundle's own weights, for the paths it uses."""

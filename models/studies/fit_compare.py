@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-from bundle_runs import sampled_pixel_auroc  # noqa: E402
+from bundle_runs import output_names, sampled_pixel_auroc  # noqa: E402
 from heatmap_choices import KINDS, regions  # noqa: E402
 from mixdistill import data, fusion_select  # noqa: E402
 from mixdistill.anomaly_map import blur, kernel_size_for  # noqa: E402
@@ -47,8 +47,7 @@ def on_original(run: Path, root: Path, path: str, sigma: float) -> tuple[list[np
     cfg = members.cfg
     samples = data.test_samples(root)
     images = data.prepare(samples, cfg.width, cfg.height, cfg.fit, run.parent / ".cache")
-    names = [n for member in members.output_names() for n in member]
-    maps = members.collect_maps(images, 16)[names.index(path)]
+    maps = members.collect_maps(images, 16)[output_names(members).index(path)]
     smooth = blur(torch.from_numpy(np.asarray(maps, np.float32)), sigma, kernel_size_for(sigma))
     out, scores = [], np.zeros(len(samples))
     for i, s in enumerate(samples):
