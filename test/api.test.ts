@@ -185,7 +185,7 @@ t.test('ops endpoints and models', async (t) => {
   t.equal(models.defaultModel, 'tiny');
   t.match(models.models[0].card, /test fixture/);
   const metrics = await call(t, { method: 'GET', url: '/metrics' });
-  for (const name of ['mixdistill_http_requests_total', 'mixdistill_stage_duration_seconds_bucket', 'mixdistill_batch_size_bucket', 'mixdistill_queue_depth', 'mixdistill_anomaly_score_normalized_bucket', 'process_resident_memory_bytes']) {
+  for (const name of ['mixdistill_http_requests_total', 'mixdistill_stage_duration_seconds_bucket', 'mixdistill_batch_size_bucket', 'mixdistill_queue_depth', 'mixdistill_requests_in_progress', 'mixdistill_anomaly_score_normalized_bucket', 'process_resident_memory_bytes']) {
     t.match(metrics.body, new RegExp(`^${name}`, 'm'), `metric ${name}`);
   }
   t.match(metrics.body, /mixdistill_model_info\{model="tiny",version="1.0.0",provider="cpu"\} 1/);

@@ -71,6 +71,11 @@ export class ModelEngine {
     return this.batcher.depth;
   }
 
+  /** Requests being handled on this engine, from reading their body to their answer. */
+  get activeRequests(): number {
+    return this.holders;
+  }
+
   infer(tensor: Float32Array): Promise<ItemResult> {
     return this.batcher.submit(tensor);
   }

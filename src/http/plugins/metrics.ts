@@ -11,8 +11,9 @@ export class Metrics {
   readonly requestSeconds = new Histogram({ name: 'mixdistill_http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['route', 'status'], buckets: SECONDS, registers: [this.registry] });
   readonly stageSeconds = new Histogram({ name: 'mixdistill_stage_duration_seconds', help: 'Per-image duration of each stage: decode, preprocess, queue, inference, postprocess, encode', labelNames: ['model', 'stage'], buckets: SECONDS, registers: [this.registry] });
   readonly batchSize = new Histogram({ name: 'mixdistill_batch_size', help: 'Images per inference run', labelNames: ['model'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [this.registry] });
-  /** Set by the model registry: current queue depth per model, read at scrape time. */
+  /** Set by the model registry: current queue depth and requests in progress per model, read at scrape time. */
   queueDepths: () => Iterable<[string, number]> = () => [];
+  requestsInProgress: () => Iterable<[string, number]> = () => [];
   readonly queueDepth = new Gauge({
     name: 'mixdistill_queue_depth',
     help: 'Images waiting for an inference worker',
@@ -20,6 +21,15 @@ export class Metrics {
     registers: [this.registry],
     collect: () => {
       for (const [model, depth] of this.queueDepths()) this.queueDepth.set({ model }, depth);
+    },
+  });
+  readonly inProgress = new Gauge({
+    name: 'mixdistill_requests_in_progress',
+    help: 'Detection requests being handled per model, from reading the body to the answer',
+    labelNames: ['model'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [model, n] of this.requestsInProgress()) this.inProgress.set({ model }, n);
     },
   });
   readonly scores = new Histogram({ name: 'mixdistill_anomaly_score_normalized', help: 'Normalized anomaly scores (0.5 = calibrated threshold); watch for drift', labelNames: ['model'], buckets: Array.from({ length: 20 }, (_, i) => (i + 1) / 20), registers: [this.registry] });

@@ -40,6 +40,7 @@ export default fp(async function models(app: FastifyInstance, opts: { config: Co
   app.decorate('modelsLoaded', { getter: () => loading });
 
   m.queueDepths = () => registry.list().map((s) => [s.name, s.state === 'ready' ? s.engine.queueDepth : 0]);
+  m.requestsInProgress = () => registry.list().map((s) => [s.name, s.state === 'ready' ? s.engine.activeRequests : 0]);
   // One info series per model, labelled with the version and provider in use now.
   const infoLabels = new Map<string, { model: string; version: string; provider: string }>();
   registry.on('change', (s: ModelState) => {
