@@ -6,7 +6,7 @@ import { fromRoot } from '../src/paths.js';
 // The command-line tools answer --help with their usage and a bad option with a message, never a stack trace.
 // The built tools (npm test builds first), as npm run eval and the others run them.
 const built = (tool: string) => fromRoot('dist', 'src', 'cli', `${tool}.js`);
-const run = (tool: string, args: string[]) => spawnSync(process.execPath, [built(tool), ...args], { encoding: 'utf8', timeout: 60_000 });
+const run = (tool: string, args: string[]) => spawnSync(process.execPath, [built(tool), ...args], { encoding: 'utf8', timeout: 300_000 });
 const skip = existsSync(built('eval')) ? false : 'SKIPPED: not built (npm run build)';
 
 for (const tool of ['eval', 'bench', 'soak', 'prepare-images', 'score-images']) {
@@ -27,4 +27,10 @@ t.test('a required option missing is named', { skip }, async (t) => {
   const r = run('eval', ['--model', 'mtd-mnv2-incv3']);
   t.equal(r.status, 2);
   t.match(r.stderr, /missing --data/);
+});
+
+t.test('soak: a request count that is not a positive integer is refused before any server starts', { skip }, async (t) => {
+  const r = run('soak', ['--requests', 'lots']);
+  t.equal(r.status, 2);
+  t.match(r.stderr, /--requests must be a positive integer/);
 });

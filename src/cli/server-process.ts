@@ -12,8 +12,12 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts dist/src/server.js on a random loopback port with `env` and waits (up to 60 s) until /readyz says ready. */
-export async function startServer(env: Record<string, string | undefined>): Promise<ServerProcess> {
+/**
+ * Starts dist/src/server.js on a random loopback port with `env` and waits until /readyz says ready. The bound
+ * is a deadline, not a count of tries (a busy machine answers each try slower), and generous: loading and
+ * warming the default ensemble takes seconds on an idle machine and several times that on a loaded one.
+ */
+export async function startServer(env: Record<string, string | undefined>, readyTimeoutMs = 300_000): Promise<ServerProcess> {
   const port = 18000 + Math.floor(Math.random() * 6000);
   const child = spawn(process.execPath, [fromRoot('dist', 'src', 'server.js')], {
     env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
@@ -21,7 +25,15 @@ export async function startServer(env: Record<string, string | undefined>): Prom
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 600 && !(await fetch(`${url}/readyz`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+  const deadline = performance.now() + readyTimeoutMs;
+  while (!(await fetch(`${url}/readyz`).then((r) => r.ok, () => false))) {
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode} before it was ready`);
+    if (performance.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the server was not ready after ${readyTimeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {
     url,
     process: child,

@@ -1,12 +1,16 @@
 /**
- * npm run soak [-- --short] [--json out/soak.json]
+ * npm run soak [-- --short] [--requests N] [--no-targets] [--json out/soak.json]
  *
  * Overload and soak on loopback, bounded in time and count, stopping by itself:
  *   warm-up, then 4 x capacity concurrency for 60 s (8 s with --short), then 10,000 requests (500).
  * Capacity concurrency is measured first: the smallest concurrency whose throughput is within 10 % of the
  * best of 1, 2, 4, 8. Reports status counts, that every request got an answer, RSS before and after,
- * event-loop delay and /healthz latency under load; exits 1 on a violation: a status other than 200 or
- * 503, a request without an answer, RSS growth of 10 % or more, /healthz failing.
+ * event-loop delay and /healthz latency under load; exits 1 on a violation.
+ *
+ * Two kinds of violation: the contract, which holds however loaded the machine is (only 200 and 503, every
+ * request answered, /healthz answering, a clean exit), and the targets, figures that depend on the machine
+ * (RSS growth under 10 %). --no-targets reports the targets without checking them: npm test runs that way,
+ * because on a busy machine RSS growth over a few seconds says more about the neighbours than the server.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,12 +20,23 @@ import { parseCli } from './args.js';
 import { multipartImage, startServer } from './server-process.js';
 
 const values = parseCli(
-  { short: { type: 'boolean', default: false }, json: { type: 'string' }, model: { type: 'string', default: 'mtd-mnv2-incv3' } },
-  'usage: npm run soak [-- --short] [--json out/soak.json] [--model mtd-mnv2-incv3]',
+  {
+    short: { type: 'boolean', default: false },
+    requests: { type: 'string' },
+    'no-targets': { type: 'boolean', default: false },
+    json: { type: 'string' },
+    model: { type: 'string', default: 'mtd-mnv2-incv3' },
+  },
+  'usage: npm run soak [-- --short] [--requests N] [--no-targets] [--json out/soak.json] [--model mtd-mnv2-incv3]',
 );
 const short = values.short!;
+const checkTargets = !values['no-targets'];
 const overloadSeconds = short ? 8 : 60;
-const amount = short ? 500 : 10_000;
+const amount = values.requests === undefined ? (short ? 500 : 10_000) : Number(values.requests);
+if (!Number.isInteger(amount) || amount < 1) {
+  console.error(`--requests must be a positive integer, not ${values.requests}`);
+  process.exit(2);
+}
 const log = (m: string) => console.error(m);
 
 // MALLOC_ARENA_MAX=2 as in the Docker image: glibc's per-thread arenas (libvips and ORT threads) otherwise
@@ -50,7 +65,7 @@ async function phase(connections: number, opts: { duration?: number; amount?: nu
   })();
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
-      { url: `${url}/detect`, method: 'POST', body, headers, connections, timeout: 30, ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration }) },
+      { url: `${url}/detect`, method: 'POST', body, headers, connections, timeout: 60, ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration }) },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
     instance.on('response', (_client, statusCode) => { statuses[statusCode] = (statuses[statusCode] ?? 0) + 1; });
@@ -82,6 +97,7 @@ const lagP99 = Number(metrics.match(/^nodejs_eventloop_lag_p99_seconds (\S+)/m)?
 const exitCode = await server.stop();
 
 const violations: string[] = [];
+const targetMisses: string[] = [];
 for (const [name, p] of [['overload', overload], ['soak', soak]] as const) {
   const other = Object.keys(p.statuses).filter((s) => s !== '200' && s !== '503');
   if (other.length) violations.push(`${name}: statuses other than 200 and 503: ${other.join(', ')}`);
@@ -92,14 +108,16 @@ for (const [name, p] of [['overload', overload], ['soak', soak]] as const) {
 }
 if (soak.requests < amount) violations.push(`soak: ${soak.requests} of ${amount} requests completed`);
 const growth = (rssAfter - rssBefore) / rssBefore;
-if (!(growth < 0.1)) violations.push(`RSS grew ${(100 * growth).toFixed(1)} % (${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB)`);
+if (!(growth < 0.1)) targetMisses.push(`RSS grew ${(100 * growth).toFixed(1)} % (${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB)`);
 if (exitCode !== 0) violations.push(`the server exited with ${exitCode} on SIGTERM`);
 
-const report = { short, capacity, rates, overload, soak, rssBeforeMiB: rssBefore, rssAfterMiB: rssAfter, rssGrowth: growth, eventLoopLagP99Ms: lagP99, serverExitCode: exitCode, violations };
+if (checkTargets) violations.push(...targetMisses);
+const report = { short, requests: amount, checkTargets, capacity, rates, overload, soak, rssBeforeMiB: rssBefore, rssAfterMiB: rssAfter, rssGrowth: growth, eventLoopLagP99Ms: lagP99, serverExitCode: exitCode, violations, targetMisses };
 console.log(`RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} MiB (${(100 * growth).toFixed(1)} %), event-loop lag p99 ${lagP99.toFixed(1)} ms, server exit ${exitCode}`);
 if (values.json) {
   await mkdir(path.dirname(values.json), { recursive: true });
   await writeFile(values.json, JSON.stringify(report, null, 1) + '\n');
 }
-console.log(violations.length ? `VIOLATIONS:\n- ${violations.join('\n- ')}` : 'soak: no violation');
+if (!checkTargets && targetMisses.length) console.log(`targets missed (reported, not checked with --no-targets):\n- ${targetMisses.join('\n- ')}`);
+console.log(violations.length ? `VIOLATIONS:\n- ${violations.join('\n- ')}` : checkTargets ? 'soak: no violation' : 'soak: no violation of the contract (targets not checked)');
 process.exit(violations.length ? 1 : 0);
