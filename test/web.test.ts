@@ -40,6 +40,8 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
   });
   t.teardown(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  // Playwright's waits are conditions; 30 s is their default bound, short for a default-model detection on a loaded machine.
+  page.setDefaultTimeout(180_000);
   const problems: string[] = [];
   page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
@@ -64,6 +66,7 @@ t.test('the page scores an upload like the API does, and the sensitivity slider 
 
   // Sensitivity 1 flags every image (normalized >= 0); 0 flags only saturated ones.
   await page.locator('#sensitivity').fill(before === 'normal' ? '1' : '0');
+  await page.waitForFunction((b) => document.querySelector('[data-testid=verdict]')?.textContent !== b, before, { timeout: 30_000 }).catch(() => undefined);
   const after = await verdict.textContent();
   t.not(after, before, `moving the slider turned the verdict from ${before} to ${after}`);
   if (before === 'normal') t.ok(Number(await page.locator('[data-testid=regions]').textContent()) > 0, 'regions outlined at full sensitivity');
@@ -93,6 +96,7 @@ t.test('with API keys the page asks for one and then works like /detect', { skip
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
   t.teardown(() => browser.close());
   const page = await browser.newPage();
+  page.setDefaultTimeout(180_000);
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
   await page.goto(base);

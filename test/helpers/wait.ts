@@ -1,0 +1,21 @@
+/**
+ * Polls `probe` until it returns something other than undefined or false, and returns that. The bound is a
+ * deadline for a condition, not a speed figure: generous, so that a loaded machine only makes the wait longer.
+ */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, { timeoutMs = 120_000, everyMs = 10 } = {}): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const got = await probe();
+    if (got !== undefined && got !== false) return got;
+    if (performance.now() > deadline) throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A gauge's value for one model in a Prometheus text exposition (NaN when absent). */
+export function gaugeOf(metrics: string, name: string, model: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name}{model="${model}"}`));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
