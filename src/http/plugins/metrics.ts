@@ -14,24 +14,8 @@ export class Metrics {
   /** Set by the model registry: current queue depth and requests in progress per model, read at scrape time. */
   queueDepths: () => Iterable<[string, number]> = () => [];
   requestsInProgress: () => Iterable<[string, number]> = () => [];
-  readonly queueDepth = new Gauge({
-    name: 'mixdistill_queue_depth',
-    help: 'Images waiting for an inference worker',
-    labelNames: ['model'],
-    registers: [this.registry],
-    collect: () => {
-      for (const [model, depth] of this.queueDepths()) this.queueDepth.set({ model }, depth);
-    },
-  });
-  readonly inProgress = new Gauge({
-    name: 'mixdistill_requests_in_progress',
-    help: 'Detection requests being handled per model, from reading the body to the answer',
-    labelNames: ['model'],
-    registers: [this.registry],
-    collect: () => {
-      for (const [model, n] of this.requestsInProgress()) this.inProgress.set({ model }, n);
-    },
-  });
+  readonly queueDepth = this.scrapedPerModel('mixdistill_queue_depth', 'Images waiting for an inference worker', () => this.queueDepths());
+  readonly inProgress = this.scrapedPerModel('mixdistill_requests_in_progress', 'Detection requests being handled per model, from reading the body to the answer', () => this.requestsInProgress());
   readonly scores = new Histogram({ name: 'mixdistill_anomaly_score_normalized', help: 'Normalized anomaly scores (0.5 = calibrated threshold); watch for drift', labelNames: ['model'], buckets: Array.from({ length: 20 }, (_, i) => (i + 1) / 20), registers: [this.registry] });
   readonly verdicts = new Counter({ name: 'mixdistill_images_total', help: 'Scored images by verdict', labelNames: ['model', 'verdict'], registers: [this.registry] });
   readonly modelInfo = new Gauge({ name: 'mixdistill_model_info', help: '1 per loaded model, labelled with its version and the execution provider really in use', labelNames: ['model', 'version', 'provider'], registers: [this.registry] });
@@ -41,6 +25,20 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** A gauge per model whose values are read when Prometheus scrapes, not kept up to date on every change. */
+  private scrapedPerModel(name: string, help: string, read: () => Iterable<[string, number]>): Gauge {
+    const gauge: Gauge = new Gauge({
+      name,
+      help,
+      labelNames: ['model'],
+      registers: [this.registry],
+      collect: () => {
+        for (const [model, value] of read()) gauge.set({ model }, value);
+      },
+    });
+    return gauge;
   }
 }
 
