@@ -3,7 +3,7 @@ import t from 'tap';
 import { fromRoot } from '../src/paths.js';
 import { FIXTURE_MODELS_DIR } from './helpers/fixtures.js';
 import { texture } from './helpers/images.js';
-import { gaugeOf, waitFor } from './helpers/wait.js';
+import { gaugeOf, waitFor, within } from './helpers/wait.js';
 
 // The real executable (src/server.ts), a SIGTERM while requests are in flight: they are answered, then it exits 0.
 t.test('SIGTERM finishes in-flight requests and exits 0', async (t) => {
@@ -51,9 +51,7 @@ t.test('SIGTERM finishes in-flight requests and exits 0', async (t) => {
   else t.comment('every answer came within 250 ms of the signal: Connection: close not checked this time');
   // Exit code 0 also means the shutdown finished before the server's hard deadline (15 s; exit 1 past it).
   // The 60 s here only keeps a hung process from hanging the test.
-  let bound: NodeJS.Timeout | undefined;
-  const code = await Promise.race([exited, new Promise((r) => (bound = setTimeout(() => r('still running after 60 s'), 60_000)))]);
-  clearTimeout(bound);
+  const code = await within(exited, 60_000, 'still running after 60 s');
   t.equal(code, 0, `exit code (stderr: ${stderr.slice(-300)})`);
   t.comment(`exited ${((performance.now() - signalled) / 1000).toFixed(1)} s after SIGTERM`);
 });

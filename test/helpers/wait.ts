@@ -12,6 +12,16 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
   }
 }
 
+/** `work`'s value, or `fallback` once `ms` have passed; the bound's timer is cleared so it keeps no process alive. */
+export async function within<T, F>(work: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let bound: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<F>((r) => (bound = setTimeout(() => r(fallback), ms)))]);
+  } finally {
+    clearTimeout(bound);
+  }
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A gauge's value for one model in a Prometheus text exposition (NaN when absent). */
