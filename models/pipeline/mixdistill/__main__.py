@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--data", required=True, help="MVTec AD layout root (or category folder)")
     t.add_argument("--category", default=None)
     t.add_argument("--out", required=True, help="run folder (checkpoints, log, config)")
-    t.add_argument("--teacher", default="nsfwjs:mobilenet_v2", help="nsfwjs:<model> or torchvision:<arch>@<weights.pth>")
+    t.add_argument("--teacher", default="nsfwjs:mobilenet_v2", help="nsfwjs:<model> or torchvision:<arch>@<weights> (.pth state dict, folder of folded .npy, int8 TorchScript mobilenet_v2)")
     t.add_argument("--taps", type=_csv, default=None, help="comma list of teacher layers, shallow to deep")
     t.add_argument("--paths", type=_csv, default=["direct", "skip", "symmetric"], help="comma list of direct,skip,symmetric")
     t.add_argument("--path-weights", type=_kv_floats, default={}, help="loss weight per path kind, e.g. skip=0.5")

@@ -1,5 +1,6 @@
 """Teacher registry: `nsfwjs:<model>` (pretrained Keras networks from the npm package) or
-`torchvision:<arch>@<weights.pth>` (ImageNet weights the user has locally)."""
+`torchvision:<arch>@<weights>` (ImageNet weights the user has locally: a state dict, a folder of folded .npy
+files, or torchvision's int8 TorchScript MobileNetV2; see torchvision_backbone.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ DEFAULT_TAPS = {
     "nsfwjs:mobilenet_v2": ["block_2_add", "block_5_add", "block_9_add"],
     "nsfwjs:inception_v3": ["activation_5", "mixed2", "mixed5"],
     "torchvision:resnet18": ["layer1", "layer2", "layer3"],
+    # torchvision's features 3/6/10 are the Keras block_2/5/9_add the nsfwjs MobileNetV2 taps by default
+    "torchvision:mobilenet_v2": ["features.3", "features.6", "features.10"],
     "torchvision:wide_resnet50_2": ["layer1", "layer2", "layer3"],
 }
 
@@ -40,14 +43,21 @@ def build_teacher(spec: str, taps: list[str] | None, height: int, width: int) ->
     if family == "torchvision":
         from .torchvision_backbone import IMAGENET, TorchvisionTeacher
 
+        from .known_weights import KNOWN, digest
+
         arch, _, weights = rest.partition("@")
         if not weights:
-            raise ValueError("torchvision teachers need a local weights file: torchvision:<arch>@/path/to/weights.pth")
+            raise ValueError("torchvision teachers need local weights: torchvision:<arch>@/path/to/weights "
+                             "(a .pth state dict, a folder of folded .npy files, or the int8 TorchScript MobileNetV2)")
         taps = taps or DEFAULT_TAPS[f"torchvision:{arch}"]
         module = TorchvisionTeacher(arch, Path(weights), taps, height, width)
-        return BuiltTeacher(module, taps, module.tap_shapes, dict(IMAGENET),
-                            {"spec": f"torchvision:{arch}", "weights": Path(weights).name, "note": "user-supplied ImageNet weights"})
-    raise ValueError(f"unknown teacher {spec!r}: use nsfwjs:<model> or torchvision:<arch>@<weights.pth>")
+        sha = digest(Path(weights))
+        known = KNOWN.get(sha)
+        source = {"spec": f"torchvision:{arch}", "weights": Path(weights).name, "weightsSha256": sha,
+                  "weightsFormat": module.weights_format,
+                  **(known if known else {"note": "user-supplied ImageNet weights; provenance and licence are the user's to state"})}
+        return BuiltTeacher(module, taps, module.tap_shapes, dict(IMAGENET), source)
+    raise ValueError(f"unknown teacher {spec!r}: use nsfwjs:<model> or torchvision:<arch>@<weights>")
 
 
 class Standardized(nn.Module):
