@@ -53,7 +53,7 @@ export interface Manifest {
     description?: string;
     image: ThresholdCalibration;
     pixel: ThresholdCalibration;
-    validation?: { normalImages?: number; defectiveImages?: number };
+    validation?: { normalImages?: number; defectiveImages?: number; split?: { file: string; sha256: string; part: 'validation' } };
   };
   provenance: Record<string, unknown> & { createdAt: string };
 }

@@ -72,12 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--reduction", default="max", help="max or topk-mean:K")
     e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
     e.add_argument("--select-fusion", action="store_true",
-                   help="choose the fusion weights (all paths, one alone, all but one) on the validation images with synthetic defects painted on them")
+                   help="choose the fusion weights (all paths, one alone, all but one) on validation data: the real defects of --defects "
+                        "(with --defects-split, its validation part) when given, else synthetic defects painted on the held-out normal images")
     e.add_argument("--member-weights", type=lambda v: [float(x) for x in _csv(v)], default=None,
                    help="an ensemble's weight per --run, in order (default: equal), e.g. 1,0.5,0.5 for two seeds of the second recipe")
     e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--defects", type=Path, default=None,
                    help="MVTec-layout folder with defective validation images (test/<defect>/, ground_truth/<defect>/): F1-optimal thresholds instead of normal-quantile ones; never the set you evaluate on")
+    e.add_argument("--defects-split", type=Path, default=None,
+                   help="a declared split of --defects' test images (e.g. ../shared/datasets/mtd/split_test.json): only its validation part is used")
     e.add_argument("--description", default="")
     e.add_argument("--card-notes", default=None, help="Markdown file whose text goes into the model card's Notes section (why this model, what a decision looked at)")
 
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
         export(ExportOptions(runs=args.run, out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
-                             margin=args.margin, description=args.description, defects=args.defects, select_fusion=args.select_fusion,
+                             margin=args.margin, description=args.description, defects=args.defects, defects_split=args.defects_split, select_fusion=args.select_fusion,
                              member_weights=args.member_weights,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
         return 0

@@ -44,8 +44,9 @@ def _selection_text(sel: dict | None, denoised_these_kinds: bool = False) -> str
         return "Weights were set at export (default 1 each), not chosen on data.\n"
     rows = "\n".join(f"| {'**' + r['name'] + '**' if r['chosen'] else r['name']} | {r['imageAUROC']:.3f} | {r['pixelAUROC']:.3f} | {r['mean']:.3f} | "
                      + (f"{r['AUPRO']:.3f} |" if "AUPRO" in r else "– |") for r in sel["candidates"])
+    aupro = "AUPRO (in the criterion)" if sel.get("real") else "AUPRO (not in the criterion)"
     return (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
-            f"| candidate | image AUROC | pixel AUROC | mean | AUPRO (not in the criterion) |\n|---|---|---|---|---|\n{rows}\n"
+            f"| candidate | image AUROC | pixel AUROC | mean | {aupro} |\n|---|---|---|---|---|\n{rows}\n"
             + ("\nThe student was trained to denoise synthetic defects of kinds that this selection paints too (other draws), so these figures are "
                "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised_these_kinds else ""))
 
@@ -53,7 +54,9 @@ def _selection_text(sel: dict | None, denoised_these_kinds: bool = False) -> str
 def _teacher_text(teacher: dict) -> str:
     return (f"`{teacher.get('spec')}` — {teacher.get('note', '')}.\n"
             + ("Weights: the npm package nsfwjs " + teacher['version'] + " (MIT), read from node_modules at training time; ported to PyTorch "
-               "and checked against the original tfjs network (test/teacher-parity.test.ts).\n" if teacher.get('package') == 'nsfwjs' else ''))
+               "and checked against the original tfjs network (test/teacher-parity.test.ts).\n" if teacher.get('package') == 'nsfwjs' else '')
+            + (f"Weights: {teacher['name']} (`{teacher['weights']}`, sha256 {teacher['weightsSha256'][:16]}…), from {teacher['origin']}. "
+               f"Licence: {teacher['license']}.\n" if teacher.get('origin') else ''))
 
 
 def _training_text(training: dict) -> str:
@@ -69,6 +72,21 @@ def _training_text(training: dict) -> str:
             f"random flips: {cfg['augment']}, {regimen}seed {cfg['seed']}. Training time on this machine (2 CPU cores, torch {training['torch']}):\n"
             f"{training['seconds'] / 60:.1f} min. Final validation loss {val_loss if val_loss is not None else float('nan'):.4f}; checkpoint of epoch {training['epochs']}.\n"
             + (f"Weights recovered from bundle {training['recoveredFrom']} (`pipeline recover`), not retrained.\n" if training.get("recoveredFrom") else ""))
+
+
+def _metrics_sections(manifest: dict) -> str:
+    """The blocks `npm run eval --update-card` fills: with a declared split (calibration.validation.split), the test
+    part is the headline, the validation part and the whole split beside it, marked; without one, the whole split."""
+    name, split = manifest["name"], manifest["calibration"]["validation"].get("split")
+    if not split:
+        return (f"{METRICS_START}\nNot evaluated yet: run `npm run eval -- --model {name} --data <category folder> --update-card`.\n{METRICS_END}")
+    run = f"npm run eval -- --model {name} --data <category folder> --split <{split['file']}>"
+    return (f"Headline: the **test part** of `{split['file']}` (the test split without the validation images that chose the fusion and the thresholds).\n\n"
+            f"{METRICS_START}\nNot evaluated yet: run `{run} --part test --update-card`.\n{METRICS_END}\n\n"
+            f"### Validation part (it made the choices, so these figures are optimistic)\n"
+            f"<!-- metrics-validation:start -->\nNot evaluated yet: run `{run} --part validation --update-card`.\n<!-- metrics-validation:end -->\n\n"
+            f"### Whole test split (for comparison with earlier versions and papers only: it includes the validation part)\n"
+            f"<!-- metrics-whole:start -->\nNot evaluated yet: run `npm run eval -- --model {name} --data <category folder> --update-card`.\n<!-- metrics-whole:end -->")
 
 
 def write_card(folder: Path, manifest: dict, notes: str = "") -> None:
@@ -121,7 +139,7 @@ The {"teachers are" if ensemble else "teacher is"} frozen (eval mode) and export
 Maps: 1 - cos per path, bilinear to the input size, (d - offset) / scale * weight summed, Gaussian sigma
 {manifest['fusion']['sigma']} (kernel {manifest['fusion']['kernelSize']}), image score `{manifest['fusion']['reduction']['kind']}`.
 Offsets and scales put each path's normal validation values at mean 0 and 99.9th percentile 1.
-{_selection_text(p.get('fusionSelection'), denoised_these_kinds)}
+{_selection_text(p.get('fusionSelection'), denoised_these_kinds and not (p.get('fusionSelection') or {}).get('real'))}
 | output | weight | offset | scale |
 |---|---|---|---|
 {fusion}
@@ -130,14 +148,12 @@ Thresholds ({cal['method']}): {cal.get('description', '')}. Image threshold {cal
 (normal p50 {cal['image']['low']:.4f}), pixel threshold {cal['pixel']['threshold']:.4f}; from {cal['validation']['normalImages']} normal images, {cal['validation']['defectiveImages'] or 'no'} defective ones.
 
 ## Test metrics
-{METRICS_START}
-Not evaluated yet: run `npm run eval -- --model {manifest['name']} --data <category folder>`.
-{METRICS_END}
+{_metrics_sections(manifest)}
 
 ## Limitations
 {"- Thresholds come from normal images only (p99 of their scores plus a margin). Few normal parts are" + chr(10) + "  flagged, but weak defects fall below the threshold: compare image F1 at the threshold with F1-max above," + chr(10) + "  and use the API's `sensitivity` to trade one for the other on your line." if cal['method'] == 'normal-quantile' else "- Thresholds maximise F1 on the defective validation images given at export: they are as representative as those images are of your line's defects."}
 - Fit `{manifest['input']['fit']}`: {FIT_LIMITS[manifest['input']['fit']]}.
-- The teacher's weights are what the card says they are, not a pristine ImageNet backbone.
+{"- The teacher's weights are what the card says they are, not a pristine ImageNet backbone." if any(not m["teacher"].get("origin") for m in members) else "- The teachers' ImageNet weights come from the public repositories named above, not from torchvision's own download; the card states what is known of their licences."}
 - Training time was measured on a shared 2-core machine while other work ran; it is an upper bound.
 """ + (f"\n## Notes\n{notes.strip()}\n" if notes.strip() else "")
     (folder / "MODEL_CARD.md").write_text(text)

@@ -51,6 +51,18 @@ def test_samples(root: Path) -> list[Sample]:
     return out
 
 
+def validation_part(samples: list[Sample], split_file: Path) -> list[Sample]:
+    """The test samples a declared split sets aside for choices (its `validation` lists, per test folder, file
+    stems; see ../shared/datasets/mtd/split_test.json). As the evaluation does, a split naming images the data
+    lacks is refused: it was made for other data."""
+    listed = {(folder, stem) for folder, stems in json.loads(Path(split_file).read_text())["validation"].items() for stem in stems}
+    present = {(s.defect, s.path.stem) for s in samples}
+    missing = sorted(listed - present)
+    if missing:
+        raise ValueError(f"{split_file} lists {len(missing)} validation images the data does not have (e.g. test/{missing[0][0]}/{missing[0][1]})")
+    return [s for s in samples if (s.defect, s.path.stem) in listed]
+
+
 def split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Seeded split of normal training images into fit and validation (calibration) sets."""
     order = list(samples)

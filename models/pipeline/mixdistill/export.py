@@ -3,6 +3,7 @@ MODEL_CARD.md."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import subprocess
@@ -42,6 +43,9 @@ class ExportOptions:
     # weight (e.g. 1, 0.5, 0.5) so that training a recipe twice averages it instead of outvoting the others.
     member_weights: list[float] | None = None
     defects: Path | None = None  # MVTec-layout folder whose test/<defect>/ images (and masks) make thresholds F1-optimal
+    # A declared split of that folder's test images (split_test.json): only its validation part is used, its good
+    # images joining the normal ones; with select_fusion, the fusion is chosen on these real defects.
+    defects_split: Path | None = None
     batch: int = 16
 
 
@@ -72,7 +76,7 @@ def _git_commit() -> str | None:
 
 def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[torch.Tensor], d_masks: np.ndarray,
                   norms: list[tuple[float, float]], sigma: float, ksize: int, reduction: dict,
-                  member_weights: list[float]) -> tuple[list[float], list[dict]]:
+                  member_weights: list[float], real: bool = False) -> tuple[list[float], list[dict]]:
     """One run: the best candidate of fusion_select. An ensemble: each member's best candidate among its own
     paths, then the members' choices together, each member's weights summing to its member weight so that no
     member outvotes another by having more paths chosen. The combination is the design, not a candidate: a
@@ -81,13 +85,13 @@ def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[t
     seed = members.cfg.val_seed
     names = members.output_names()
     if not members.ensemble:
-        return fusion_select.select(val_maps, d_maps, d_masks, norms, names[0], sigma, ksize, reduction, seed)
+        return fusion_select.select(val_maps, d_maps, d_masks, norms, names[0], sigma, ksize, reduction, seed, real=real)
     n = sum(len(x) for x in names)
     weights: list[float] = []
     rows: list[dict] = []
     for d, member_names, mw in zip(members.dirs, names, member_weights):
         sl = slice(len(weights), len(weights) + len(member_names))
-        w, member_rows = fusion_select.select(val_maps[sl], d_maps[sl], d_masks, norms[sl], member_names, sigma, ksize, reduction, seed)
+        w, member_rows = fusion_select.select(val_maps[sl], d_maps[sl], d_masks, norms[sl], member_names, sigma, ksize, reduction, seed, real=real)
         for r in member_rows:
             r["name"] = f"{d.name}: {r['name']}"
             r["weights"] = [0.0] * sl.start + r["weights"] + [0.0] * (n - sl.stop)
@@ -96,7 +100,7 @@ def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[t
     how = ("each member weighted equally" if len(set(member_weights)) == 1
            else "members weighted " + " : ".join(f"{w:g}" for w in member_weights))
     both = fusion_select.score(val_maps, d_maps, d_masks, norms, [(f"members' choices together, {how}", weights)],
-                               sigma, ksize, reduction, seed)[0]
+                               sigma, ksize, reduction, seed, real=real)[0]
     both["chosen"] = True
     return weights, rows + [both]
 
@@ -127,17 +131,43 @@ def export(opts: ExportOptions) -> Path:
     reduction = parse_reduction(opts.reduction)
     offsets, scales = [o for o, _ in norms], [s for _, s in norms]
     val_maps = [torch.from_numpy(m) for m in maps]
+    if opts.defects and not (opts.defects / "test").is_dir():
+        raise FileNotFoundError(f"--defects {opts.defects}: expected an MVTec-layout folder with test/<defect>/ images")
+    if opts.defects_split and not opts.defects:
+        raise ValueError("--defects-split names a part of --defects' test images: give --defects too")
+    tested = data.test_samples(opts.defects) if opts.defects else []
+    if opts.defects_split:
+        tested = data.validation_part(tested, opts.defects_split)
+    defective = [s for s in tested if s.defect != "good"]
+    good = [s for s in tested if s.defect == "good"] if opts.defects_split else []  # a split's good images are validation normals
+    if opts.defects and not defective:
+        log.warning("%s holds no defective images: thresholds stay normal-quantile", opts.defects)
+    d_imgs = data.prepare(defective, cfg.width, cfg.height, cfg.fit, cache) if defective else None
+    d_real = [torch.from_numpy(m) for m in members.collect_maps(d_imgs, opts.batch)] if defective else None
+    d_real_masks = data.prepare_masks(defective, cfg.width, cfg.height, cfg.fit) if defective else None
+    normal_maps = val_maps
+    if good:
+        good_maps = members.collect_maps(data.prepare(good, cfg.width, cfg.height, cfg.fit, cache), opts.batch)
+        normal_maps = [torch.cat([v, torch.from_numpy(g)]) for v, g in zip(val_maps, good_maps)]
+    part = f" (the validation part of {opts.defects_split.name})" if opts.defects_split else ""
     selection = None
     if opts.select_fusion:
         if opts.fusion_weights:
             raise ValueError("--select-fusion chooses the weights itself; drop --fusion-weights")
-        d_imgs, d_masks, kinds = synthetic_defects.paint(val_imgs, cfg.val_seed)
-        d_maps = [torch.from_numpy(m) for m in members.collect_maps(d_imgs, opts.batch)]
-        weights, rows = select_fusion(members, val_maps, d_maps, d_masks, norms, opts.sigma, ksize, reduction, member_weights)
-        selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
-                             f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.val_seed}",
-                     "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
-        log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))  # an ensemble's is last
+        if defective and d_real_masks.any():
+            weights, rows = select_fusion(members, normal_maps, d_real, d_real_masks, norms, opts.sigma, ksize, reduction, member_weights, real=True)
+            selection = {"data": f"{len(val_imgs)} normal held-out training images, {len(good)} good and {len(defective)} defective "
+                                 f"test images of {opts.defects.name}{part}, real defects with their masks",
+                         "criterion": "mean of image AUROC, pixel AUROC and AUPRO", "real": True, "candidates": rows}
+            log.info("fusion weights chosen on real validation defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))
+        else:
+            s_imgs, s_masks, kinds = synthetic_defects.paint(val_imgs, cfg.val_seed)
+            s_maps = [torch.from_numpy(m) for m in members.collect_maps(s_imgs, opts.batch)]
+            weights, rows = select_fusion(members, val_maps, s_maps, s_masks, norms, opts.sigma, ksize, reduction, member_weights)
+            selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
+                                 f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.val_seed}",
+                         "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
+            log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))  # an ensemble's is last
     fused = fuse(val_maps, offsets, scales, weights, opts.sigma, ksize)
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
@@ -146,24 +176,22 @@ def export(opts: ExportOptions) -> Path:
     image_cal = threshold_from_normal(scores, opts.margin)
     pixel_cal = threshold_from_normal(per_image_max, opts.margin)
     pixel_cal["low"] = float(np.median(fused.numpy()))
-    if opts.defects and not (opts.defects / "test").is_dir():
-        raise FileNotFoundError(f"--defects {opts.defects}: expected an MVTec-layout folder with test/<defect>/ images")
-    defective = [s for s in data.test_samples(opts.defects) if s.defect != "good"] if opts.defects else []
-    if opts.defects and not defective:
-        log.warning("%s holds no defective images: thresholds stay normal-quantile", opts.defects)
     if defective:
         method = "f1-optimal"
-        d_imgs = data.prepare(defective, cfg.width, cfg.height, cfg.fit, cache)
-        d_fused = fuse([torch.from_numpy(m) for m in members.collect_maps(d_imgs, opts.batch)], offsets, scales, weights, opts.sigma, ksize)
+        if good:  # the split's good images are normal validation images too
+            normal_fused = fuse(normal_maps, offsets, scales, weights, opts.sigma, ksize)
+            scores = reduce_score(normal_fused, reduction).numpy()
+            fused = normal_fused
+        d_fused = fuse(d_real, offsets, scales, weights, opts.sigma, ksize)
         image_cal, image_how = threshold_f1(image_cal, scores, reduce_score(d_fused, reduction).numpy())
-        masks = data.prepare_masks(defective, cfg.width, cfg.height, cfg.fit)
+        masks = d_real_masks
         d_px = d_fused.numpy()
         if masks.any():
             normal_px = np.concatenate([fused.numpy().ravel(), d_px[~masks]])
             pixel_cal, pixel_how = threshold_f1(pixel_cal, normal_px, d_px[masks], binned=True)
         else:
             pixel_how = "no masks: pixel threshold kept p99 + margin of each normal image's maximum"
-        description = (f"F1-optimal on {len(val_set)} normal validation and {len(defective)} defective images; "
+        description = (f"F1-optimal on {len(val_set) + len(good)} normal validation and {len(defective)} defective images{part}; "
                        f"image: {image_how}; pixel: {pixel_how}; low = normal median")
         log.info("calibration: %s", description)
 
@@ -202,7 +230,9 @@ def export(opts: ExportOptions) -> Path:
         "fusion": {"paths": [{"student": n, "weight": w, "offset": o, "scale": s} for n, w, (o, s) in zip(out_names, weights, norms)],
                    "sigma": opts.sigma, "kernelSize": ksize, "reduction": reduction},
         "calibration": {"method": method, "description": description, "image": image_cal, "pixel": pixel_cal,
-                        "validation": {"normalImages": len(val_set), "defectiveImages": len(defective)}},
+                        "validation": {"normalImages": len(val_set) + len(good), "defectiveImages": len(defective),
+                                       **({"split": {"file": opts.defects_split.name, "sha256": hashlib.sha256(opts.defects_split.read_bytes()).hexdigest(), "part": "validation"}}
+                                          if opts.defects_split else {})}},
         "provenance": {
             "createdAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             **({"teacher": members.runs[0].teacher.source, "training": trainings[0]} if not members.ensemble else

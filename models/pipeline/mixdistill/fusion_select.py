@@ -1,9 +1,12 @@
-"""Choosing the fusion weights on validation data: normal held-out images and synthetic defects painted on
-them (synthetic_defects.py), never the test set.
+"""Choosing the fusion weights on validation data, never the test set: normal held-out images and either
+synthetic defects painted on them (synthetic_defects.py) or real defects of a declared validation part of the
+test split (export --defects with --defects-split).
 
-Candidates: every path with weight 1 (the default), each path alone, and every path but one. Each is scored
-by the mean of image AUROC and pixel AUROC on the synthetic set; ties keep the candidate with more paths. Each
-row also reports AUPRO on the synthetic set (each painted defect one region), not part of the criterion.
+Candidates: every path with weight 1 (the default), each path alone, and every path but one. On synthetic
+defects each is scored by the mean of image AUROC and pixel AUROC; AUPRO (each painted defect one region) is
+reported beside it, not part of the criterion, because a painted outline is not a real defect's. On real
+defects the criterion is the mean of all three, the figures the model is judged by, AUPRO over each mask's
+connected regions as the evaluation counts them. Ties keep the candidate with more paths.
 The table of all candidates goes into the manifest and the model card, so the choice can be checked.
 An ensemble bundle (several runs) chooses among each run's own paths; export.select_fusion combines the choices.
 """
@@ -58,8 +61,9 @@ def candidates(names: list[str]) -> list[tuple[str, list[float]]]:
 
 def score(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
           cands: list[tuple[str, list[float]]], sigma: float, ksize: int, reduction: dict, seed: int = 0,
-          negatives: int = 400_000) -> list[dict]:
-    """Each candidate's row: name, weights, imageAUROC, pixelAUROC and their mean, and AUPRO, on the synthetic set."""
+          negatives: int = 400_000, real: bool = False) -> list[dict]:
+    """Each candidate's row: name, weights, imageAUROC, pixelAUROC, AUPRO and the criterion's mean (see the
+    module's docstring; `real`: the defects are real ones, their masks split into connected regions)."""
     rng = np.random.default_rng(seed)
     n_normal = normal_maps[0].shape[0]
     labels = np.r_[np.zeros(n_normal, bool), np.ones(defect_maps[0].shape[0], bool)]
@@ -69,6 +73,15 @@ def score(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], mask
     pos_idx = np.flatnonzero(np.concatenate([np.zeros((n_normal,) + masks.shape[1:], bool), masks]).ravel())
     px_labels = np.r_[np.zeros(len(neg_idx), bool), np.ones(len(pos_idx), bool)]
     offsets, scales = [o for o, _ in norms], [s for _, s in norms]
+    if real:
+        from scipy import ndimage
+
+        regions = []  # (image index, boolean region)
+        for i, mask in enumerate(masks):
+            labelled, n = ndimage.label(mask, structure=np.ones((3, 3)))  # 8-connected, as the evaluation
+            regions += [(i, labelled == k) for k in range(1, n + 1)]
+    else:
+        regions = [(i, mask) for i, mask in enumerate(masks)]  # one painted defect per image
     rows = []
     for name, weights in cands:
         fused = torch.cat([fuse(normal_maps, offsets, scales, weights, sigma, ksize), fuse(defect_maps, offsets, scales, weights, sigma, ksize)])
@@ -76,15 +89,17 @@ def score(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], mask
         flat = fused.numpy().ravel()
         img, px = auroc(scores, labels), auroc(np.r_[flat[neg_idx], flat[pos_idx]], px_labels)
         painted = fused[n_normal:].numpy()
-        pro = aupro(flat[px_neg], [m[mask] for m, mask in zip(painted, masks)])  # one painted defect per image
-        rows.append({"name": name, "weights": weights, "imageAUROC": img, "pixelAUROC": px, "mean": (img + px) / 2, "AUPRO": pro})
+        pro = aupro(flat[px_neg], [painted[i][region] for i, region in regions])
+        mean = (img + px + pro) / 3 if real else (img + px) / 2
+        rows.append({"name": name, "weights": weights, "imageAUROC": img, "pixelAUROC": px, "mean": mean, "AUPRO": pro})
     return rows
 
 
 def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
-           names: list[str], sigma: float, ksize: int, reduction: dict, seed: int = 0, negatives: int = 400_000) -> tuple[list[float], list[dict]]:
-    """Weights of the best candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, mean)."""
-    rows = score(normal_maps, defect_maps, masks, norms, candidates(names), sigma, ksize, reduction, seed, negatives)
+           names: list[str], sigma: float, ksize: int, reduction: dict, seed: int = 0, negatives: int = 400_000,
+           real: bool = False) -> tuple[list[float], list[dict]]:
+    """Weights of the best candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, AUPRO, mean)."""
+    rows = score(normal_maps, defect_maps, masks, norms, candidates(names), sigma, ksize, reduction, seed, negatives, real)
     best = max(rows, key=lambda r: (round(r["mean"], 4), sum(w > 0 for w in r["weights"])))
     for r in rows:
         r["chosen"] = r is best

@@ -1,4 +1,5 @@
 """A tiny run of the whole pipeline on generated images: train -> export -> service parity."""
+import hashlib
 import json
 import shutil
 import subprocess
@@ -85,8 +86,10 @@ def trained_reverse(trained):
     assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1", "--denoise-kinds", "line,crack,band",
                  "--hard-fraction", "0.5", "--cache-mib", "0", "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
+    split = run.parent.parent / "split_test.json"  # a declared validation part of the test split, as MTD's
+    split.write_text(json.dumps({"validation": {"good": ["000"], "scratch": ["000", "001"]}}))
     assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
-                 "--select-fusion"]) == 0
+                 "--defects-split", str(split), "--select-fusion"]) == 0
     return cat, rev, bundle
 
 
@@ -100,20 +103,30 @@ def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
     for out, st in zip(manifest["teacher"]["outputs"], stats):
         assert out["standardize"] == st and len(st["mean"]) == out["channels"]
     cal = manifest["calibration"]
-    assert cal["validation"] == {"normalImages": 4, "defectiveImages": 3}
+    # only the split's validation part: 4 held-out normal images + its 1 good test image, 2 of 3 defective ones
+    split = bundle.parent.parent / "split_test.json"
+    assert cal["validation"] == {"normalImages": 5, "defectiveImages": 2,
+                                 "split": {"file": "split_test.json", "sha256": hashlib.sha256(split.read_bytes()).hexdigest(), "part": "validation"}}
     assert cal["method"] == "f1-optimal"
     for level in ("image", "pixel"):
         assert cal[level]["low"] < cal[level]["threshold"]
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "defective ones" in card
-    # fusion weights chosen on synthetic defects: the chosen candidate's weights are the bundle's
+    # fusion weights chosen on the real validation defects, AUPRO in the criterion: the chosen candidate's weights are the bundle's
     sel = manifest["provenance"]["fusionSelection"]
+    assert sel["real"] and sel["criterion"] == "mean of image AUROC, pixel AUROC and AUPRO"
     chosen = [r for r in sel["candidates"] if r["chosen"]]
     assert len(chosen) == 1 and len(sel["candidates"]) == 1 + 2 * len(manifest["student"]["outputs"])
     assert [p["weight"] for p in manifest["fusion"]["paths"]] == chosen[0]["weights"]
-    assert "the test set played no part" in card
-    assert "optimistic for every candidate" in card  # trained to denoise the kinds the selection paints
+    for r in sel["candidates"]:
+        assert r["mean"] == pytest.approx((r["imageAUROC"] + r["pixelAUROC"] + r["AUPRO"]) / 3)
+    assert "the test set played no part" in card and "AUPRO (in the criterion)" in card
+    assert "optimistic for every candidate" not in card  # real defects, not the painted kinds it was trained on
     assert "synthetic defect (line, crack, band; teacher sees them clean)" in card
+    # the card's headline is the test part; the validation part and the whole split have blocks of their own
+    assert "Headline: the **test part** of `split_test.json`" in card
+    for marker in ("metrics", "metrics-validation", "metrics-whole"):
+        assert f"<!-- {marker}:start -->" in card and f"<!-- {marker}:end -->" in card
 
 
 def test_reverse_student_service_scoring_matches_pytorch(trained_reverse):
@@ -161,6 +174,7 @@ def test_ensemble_bundle_serves_both_members(ensemble):
     card = (bundle / "MODEL_CARD.md").read_text()
     assert "An ensemble" in card and "Member `tiny-deep` (taps `block_12_add`, `block_15_add`)" in card
     assert "The teachers are frozen" in card and "Member `tiny`: 2 epochs" in card
+    assert "optimistic for every candidate" in card  # member tiny was trained to denoise the kinds the selection paints
 
 
 def test_ensemble_service_scoring_matches_pytorch(ensemble):

@@ -116,3 +116,27 @@ def test_corrupt_draws_from_the_kinds_asked_and_defaults_to_validations():
     for i in range(len(imgs)):
         darker = only_cracks[i].astype(int) <= imgs[i]
         assert darker.all() and (only_cracks[i] != imgs[i]).any()  # cracks only darken
+
+
+def test_real_defects_count_each_connected_region_and_put_aupro_in_the_criterion():
+    from mixdistill.fusion_select import score
+
+    from test_metrics_numpy import np_aupro
+
+    h = w = 16
+    mask = np.zeros((1, h, w), bool)
+    mask[0, 2:4, 2:12] = True   # a long region, found
+    mask[0, 10:12, 10:12] = True  # a small one, missed
+    g = torch.Generator().manual_seed(0)
+    normal = torch.rand(2, h, w, generator=g) * 0.8
+    defect = torch.rand(1, h, w, generator=g) * 0.8
+    defect[0, 2:4, 2:12] = 1.0
+    rows = score([normal], [defect], mask, [(0.0, 1.0)], [("all paths", [1.0])], 0.0, 1, {"kind": "max"}, real=True)
+    (r,) = rows
+    masks = [None, None, mask[0]]
+    maps = [normal[0].numpy(), normal[1].numpy(), defect[0].numpy()]
+    assert r["AUPRO"] == pytest.approx(np_aupro(maps, masks), abs=0.02)  # the exact reference: two regions
+    assert r["AUPRO"] < 0.75  # as one region (area-weighted) the found 20 of 24 pixels would give ~0.83
+    assert r["mean"] == pytest.approx((r["imageAUROC"] + r["pixelAUROC"] + r["AUPRO"]) / 3)
+    synthetic = score([normal], [defect], mask, [(0.0, 1.0)], [("all paths", [1.0])], 0.0, 1, {"kind": "max"})[0]
+    assert synthetic["mean"] == pytest.approx((synthetic["imageAUROC"] + synthetic["pixelAUROC"]) / 2)
