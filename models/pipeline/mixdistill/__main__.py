@@ -1,4 +1,4 @@
-"""python3 -m mixdistill {train,export,parity,recover,synthetic} ... (see --help of each)."""
+"""python3 -m mixdistill {train,export,parity,recover,teacher-taps,synthetic} ... (see --help of each)."""
 from __future__ import annotations
 
 import argparse
@@ -96,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--member", default=None, help="the member's run name (provenance.members[].run); required for an ensemble")
     r.add_argument("--out", required=True, type=Path, help="run folder to write (config.json, best.pt, log.jsonl)")
 
+    tt = sub.add_parser("teacher-taps", help="a teacher's taps on a raw float32 input (and the teacher as ONNX): for parity tests")
+    tt.add_argument("--teacher", required=True)
+    tt.add_argument("--taps", type=_csv, default=None)
+    tt.add_argument("--height", type=int, required=True)
+    tt.add_argument("--width", type=int, required=True)
+    tt.add_argument("--input", required=True, type=Path, help="float32 NCHW [1,3,H,W], scaled as the teacher expects")
+    tt.add_argument("--out", required=True, type=Path, help="folder for <tap>.f32")
+    tt.add_argument("--onnx", type=Path, default=None, help="also export the teacher here, as export does")
+
     s = sub.add_parser("synthetic", help="write a small synthetic MVTec-layout data set (tests and fixtures)")
     s.add_argument("--out", required=True)
     s.add_argument("--size", type=int, default=96)
@@ -121,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                              margin=args.margin, description=args.description, defects=args.defects, defects_split=args.defects_split, select_fusion=args.select_fusion,
                              member_weights=args.member_weights,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
+        return 0
+    if args.cmd == "teacher-taps":
+        from .teacher_taps import teacher_taps
+
+        print(",".join(teacher_taps(args.teacher, args.taps, args.height, args.width, args.input, args.out, args.onnx)))
         return 0
     if args.cmd == "parity":
         import json
