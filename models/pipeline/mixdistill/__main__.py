@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--cache-mib", type=float, default=4096,
                    help="memory the frozen teacher's features of the training images (4 flips, float16) may take; above it they are recomputed every step")
     t.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the student trains and the teacher's cached features live; auto: CUDA if this torch has it (Debian's has not)")
+    t.add_argument("--amp", action="store_true", help="mixed precision (float16 autocast, loss scaling); CUDA only")
 
     e = sub.add_parser("export", help="export a run to a model bundle (teacher.onnx, student.onnx, manifest.json)")
     e.add_argument("--run", required=True, action="append", type=Path,
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                           paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
                           width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
                           augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, hard_fraction=args.hard_fraction, val_fraction=args.val_fraction, seed=args.seed, split_seed=args.split_seed, threads=args.threads)
-        train(cfg, resume=not args.no_resume, cache_mib=args.cache_mib)
+        train(cfg, resume=not args.no_resume, cache_mib=args.cache_mib, device=args.device, amp=args.amp)
         return 0
     if args.cmd == "export":
         from .export import ExportOptions, export

@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from . import data
+from .device import Precision, resolve_device
 from .loss import mixed_distillation_loss
 from .student import Student, plan_paths, taps_of
 from .synthetic_defects import KINDS, TRAINING_KINDS, corrupt
@@ -129,36 +130,39 @@ class TeacherCache:
     asymmetric, so a flipped feature map sits on a shifted grid. Stored in float16 (a relative error of 1e-3 on
     features moves a cosine distance by about 1e-6)."""
 
-    def __init__(self, run: Run, images: np.ndarray, batch: int, flips=FLIPS):
+    def __init__(self, run: Run, images: np.ndarray, batch: int, flips=FLIPS, device: torch.device = torch.device("cpu")):
         self.views: dict[tuple[bool, bool], list[torch.Tensor]] = {}
-        with torch.no_grad():
+        self.device = device
+        with torch.no_grad():  # kept where training runs: on a GPU, no copy per step
             for flip in flips:
-                parts = [run.teacher.module(flipped(run.tensors(images[i:i + batch]), flip)) for i in range(0, len(images), batch)]
-                self.views[flip] = [torch.cat([p[k] for p in parts]).half() for k in range(len(parts[0]))]
+                parts = [[f.half() for f in run.teacher.module(flipped(run.tensors(images[i:i + batch]).to(device), flip))]
+                         for i in range(0, len(images), batch)]
+                self.views[flip] = [torch.cat([p[k] for p in parts]) for k in range(len(parts[0]))]
 
     @staticmethod
     def mib(run: Run, images: int, views: int) -> float:
         return images * views * sum(c * h * w for c, h, w in run.teacher.shapes.values()) * 2 / 2 ** 20
 
     def get(self, idx: np.ndarray, flip: tuple[bool, bool] = (False, False)) -> list[torch.Tensor]:
-        index = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+        index = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
         return [f.index_select(0, index).float() for f in self.views[flip]]
 
 
-def evaluate_loss(run: Run, images: np.ndarray, batch: int, cache: TeacherCache | None = None) -> list[float]:
+def evaluate_loss(run: Run, images: np.ndarray, batch: int, cache: TeacherCache | None = None,
+                  device: torch.device = torch.device("cpu")) -> list[float]:
     run.student.eval()
     sums = np.zeros(len(run.paths))
     with torch.no_grad():
         for i in range(0, len(images), batch):
-            x = run.tensors(images[i:i + batch])
+            x = run.tensors(images[i:i + batch]).to(device)
             feats = cache.get(np.arange(i, min(i + batch, len(images)))) if cache else run.teacher.module(x)
             _, per = mixed_distillation_loss(run.targets(feats), run.student(x, feats), run.loss_weights)
             sums += np.array(per) * len(x)
     return list(sums / max(1, len(images)))
 
 
-def teacher_caches(run: Run, train_imgs: np.ndarray, val_imgs: np.ndarray, batch: int, views, cache_mib: float
-                   ) -> tuple[TeacherCache | None, TeacherCache | None]:
+def teacher_caches(run: Run, train_imgs: np.ndarray, val_imgs: np.ndarray, batch: int, views, cache_mib: float,
+                   device: torch.device = torch.device("cpu")) -> tuple[TeacherCache | None, TeacherCache | None]:
     """The teacher caches of both splits, or none when they would take more than cache_mib."""
     need = TeacherCache.mib(run, len(train_imgs), len(views)) + TeacherCache.mib(run, len(val_imgs), 1)
     if need > cache_mib:
@@ -169,14 +173,16 @@ def teacher_caches(run: Run, train_imgs: np.ndarray, val_imgs: np.ndarray, batch
                     need, cache_mib, math.ceil(need))
         return None, None
     t0 = time.time()
-    caches = TeacherCache(run, train_imgs, batch, views), TeacherCache(run, val_imgs, batch, FLIPS[:1])
+    caches = TeacherCache(run, train_imgs, batch, views, device), TeacherCache(run, val_imgs, batch, FLIPS[:1], device)
     log.info("teacher taps of %d training images (%d views) and %d validation images cached (%.0f MiB) in %.0fs",
              len(train_imgs), len(views), len(val_imgs), need, time.time() - t0)
     return caches
 
 
-def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096) -> Path:
-    """cache_mib: the most memory the teacher-feature cache may take; above it the teacher runs every step."""
+def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device: str = "cpu", amp: bool = False) -> Path:
+    """cache_mib: the most memory the teacher-feature cache may take; above it the teacher runs every step.
+    device (auto, cpu, cuda) and amp are where and how the run computes, not what it learns, so they stay out of
+    the config: a run may resume elsewhere, and the exported bundle is the same kind of file either way."""
     if not 0 <= cfg.denoise <= 1:
         raise ValueError(f"denoise is a fraction of training images, 0..1; got {cfg.denoise}")
     if not 0 < cfg.hard_fraction <= 1:
@@ -187,14 +193,19 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     # Debian's torch starts with one thread.
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    dev = resolve_device(device)
+    precision = Precision(dev, amp)
     seed_everything(cfg.seed)
-    run = Run(cfg)
+    run = Run(cfg)  # built on the CPU, so a seed gives the same initial weights on every device
+    run.teacher.module.to(dev)
+    run.student.to(dev)
     fit_set, val_set = load_split(cfg)
     cache = out.parent / ".cache"
     train_imgs = data.prepare(fit_set, cfg.width, cfg.height, cfg.fit, cache)
     val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
-    log.info("teacher %s taps %s; %d training, %d validation images; paths %s",
-             cfg.teacher, run.teacher.taps, len(fit_set), len(val_set), [p.output_name(run.taps) for p in run.paths])
+    log.info("teacher %s taps %s; %d training, %d validation images; paths %s; device %s%s",
+             cfg.teacher, run.teacher.taps, len(fit_set), len(val_set), [p.output_name(run.taps) for p in run.paths], dev,
+             " (mixed precision)" if amp else "")
 
     opt = torch.optim.Adam([p for p in run.student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(train_imgs) // cfg.batch)
@@ -208,17 +219,18 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096) -> Pat
         run.load(state)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        precision.load_state_dict(state.get("scaler"))
         start, best = state["epoch"], state["best"]
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resumed from %s at epoch %d", ckpt, start)
     elif cfg.standardize_teacher:
-        run.teacher.module.fit(run.tensors(train_imgs[i:i + cfg.batch]) for i in range(0, len(train_imgs), cfg.batch))
+        run.teacher.module.fit(run.tensors(train_imgs[i:i + cfg.batch]).to(dev) for i in range(0, len(train_imgs), cfg.batch))
         log.info("teacher taps standardised with statistics of %d training images", len(train_imgs))
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     views = FLIPS if cfg.augment else FLIPS[:1]
-    train_cache, val_cache = teacher_caches(run, train_imgs, val_imgs, cfg.batch, views, cache_mib)
+    train_cache, val_cache = teacher_caches(run, train_imgs, val_imgs, cfg.batch, views, cache_mib, dev)
 
     gen = np.random.default_rng(cfg.seed)
     with open(out / "log.jsonl", "a") as logf:
@@ -234,35 +246,38 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096) -> Pat
                 shown = corrupt(images, cfg.denoise, gen, cfg.denoise_kinds) if cfg.denoise > 0 else images
                 # Two draws in this order whether or not they flip, so runs stay comparable with earlier ones.
                 flip = (bool(gen.random() < 0.5), bool(gen.random() < 0.5)) if cfg.augment else (False, False)
-                xs = flipped(run.tensors(shown), flip)
+                xs = flipped(run.tensors(shown).to(dev), flip)
                 if train_cache:
                     feats = train_cache.get(idx, flip)
                 else:
                     with torch.no_grad():
-                        feats = run.teacher.module(xs if shown is images else flipped(run.tensors(images), flip))
-                # A reverse student encodes its own (corrupted) input; only a clean one may reuse the teacher's pass.
-                student_feats = run.student(xs, feats if cfg.denoise == 0 else None)
-                loss, _ = mixed_distillation_loss(run.targets(feats), student_feats, run.loss_weights, cfg.hard_fraction)
+                        feats = run.teacher.module(xs if shown is images else flipped(run.tensors(images).to(dev), flip))
+                with precision.autocast():
+                    # A reverse student encodes its own (corrupted) input; only a clean one may reuse the teacher's pass.
+                    student_feats = run.student(xs, feats if cfg.denoise == 0 else None)
+                # The loss in float32: 1 - cos of float16 features near 1 loses most of its digits.
+                loss, _ = mixed_distillation_loss(run.targets([f.float() for f in feats]), [f.float() for f in student_feats],
+                                                  run.loss_weights, cfg.hard_fraction)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                precision.step(loss, opt)
                 sched.step()
                 total += float(loss)
                 bar.set_postfix(loss=f"{float(loss):.4f}")
-            val = evaluate_loss(run, val_imgs, cfg.batch, val_cache)
+            val = evaluate_loss(run, val_imgs, cfg.batch, val_cache, dev)
             val_total = float(np.dot(val, run.loss_weights))
             rec = {"epoch": epoch + 1, "train_loss": total / steps_per_epoch, "val_loss": val_total,
                    "val_per_path": dict(zip([p.output_name(run.taps) for p in run.paths], val)),
-                   "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}
+                   "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1), "device": dev.type, **({"amp": True} if amp else {})}
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             log.info("epoch %d/%d train %.4f val %.4f (%.0fs)", epoch + 1, cfg.epochs, rec["train_loss"], val_total, rec["seconds"])
-            state = {"config": asdict(cfg), "student": run.student.state_dict(), **run.extra_state(), "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": min(best, val_total),
+            student_state = {k: v.cpu() for k, v in run.student.state_dict().items()}  # checkpoints load anywhere
+            state = {"config": asdict(cfg), "student": student_state, **run.extra_state(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": min(best, val_total), "scaler": precision.state_dict(),
                      "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}}
             torch.save(state, out / "last.pt.tmp")
             (out / "last.pt.tmp").replace(ckpt)
             if val_total < best:
                 best = val_total
-                torch.save({"config": asdict(cfg), "student": run.student.state_dict(), **run.extra_state(), "epoch": epoch + 1, "val_loss": val_total}, out / "best.pt")
+                torch.save({"config": asdict(cfg), "student": student_state, **run.extra_state(), "epoch": epoch + 1, "val_loss": val_total}, out / "best.pt")
     return out
