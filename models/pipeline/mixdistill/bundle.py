@@ -104,6 +104,8 @@ def write_card(folder: Path, manifest: dict, notes: str = "") -> None:
         teacher_text = ("An ensemble: each member is a teacher and the student trained on it; all see the same input, and their maps are "
                         "fused like the paths of one model.\n\n" + "\n".join(
                             f"- Member `{m['run']}` (taps {', '.join(f'`{t}`' for t in m['taps'])}): " + _teacher_text(m["teacher"]).replace("\n", " ").strip()
+                            + (f" Its teacher expects scaling x = pixel * {m['inputScaling']['scale']:.6g} - mean {m['inputScaling']['mean']}, / std "
+                               f"{m['inputScaling']['std']}: the graphs re-scale the input for it (one multiply-add per channel)." if m.get("inputScaling") else "")
                             for m in members))
         training_text = "\n".join(f"Member `{m['run']}`: " + _training_text(m["training"]) for m in members)
     else:

@@ -236,8 +236,9 @@ def export(opts: ExportOptions) -> Path:
         "provenance": {
             "createdAt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             **({"teacher": members.runs[0].teacher.source, "training": trainings[0]} if not members.ensemble else
-               {"members": [{"run": d.name, "teacher": r.teacher.source, "taps": r.teacher.taps, "training": t}
-                            for d, r, t in zip(members.dirs, members.runs, trainings)]}),
+               {"members": [{"run": d.name, "teacher": r.teacher.source, "taps": r.teacher.taps, "training": t,
+                             **({"inputScaling": {k: r.teacher.scaling[k] for k in ("scale", "mean", "std")}} if again else {})}
+                            for d, r, t, again in zip(members.dirs, members.runs, trainings, members.rescaled())]}),
             "data": {"root": Path(cfg.data).name, "category": cfg.category, "trainImages": len(fit_set),
                      "validationImages": len(val_set), "validationFraction": cfg.val_fraction, "seed": cfg.val_seed},
             "code": {"pipeline": __version__, "commit": _git_commit()},

@@ -38,16 +38,41 @@ class Concat(nn.Module):
         return out
 
 
-def check_compatible(configs: list[TrainConfig], scalings: list[dict], tap_names: list[list[str]]) -> None:
+class Rescaled(nn.Module):
+    """A member whose teacher expects another input scaling than the bundle's (member 1's), e.g. ImageNet's mean
+    and std beside nsfwjs' x/255: the bundle's input tensor is mapped back to pixels and scaled the member's way,
+    one per-channel multiply-add inside the graph, so one input still feeds every member exactly."""
+
+    def __init__(self, inner: nn.Module, given: dict, wanted: dict):
+        super().__init__()
+        self.inner = inner
+        g_mean, g_std = torch.tensor(given["mean"]), torch.tensor(given["std"])
+        w_mean, w_std = torch.tensor(wanted["mean"]), torch.tensor(wanted["std"])
+        # pixel = (x * g_std + g_mean) / g_scale; wanted x = (pixel * w_scale - w_mean) / w_std
+        ratio = wanted["scale"] / given["scale"]
+        self.register_buffer("a", (g_std * ratio / w_std).view(1, 3, 1, 1))
+        self.register_buffer("b", ((g_mean * ratio - w_mean) / w_std).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True):  # wraps frozen teachers and students in eval mode alike
+        self.inner.train(mode)
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.inner(x * self.a + self.b)
+
+
+def same_scaling(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in ("scale", "mean", "std"))
+
+
+def check_compatible(configs: list[TrainConfig], tap_names: list[list[str]]) -> None:
     first = configs[0]
     for i, cfg in enumerate(configs[1:], start=2):
         differ = [k for k in SHARED_CONFIG if getattr(cfg, k) != getattr(first, k)]
         if differ:
             raise ValueError(f"run {i} differs from run 1 in {', '.join(differ)}: members of one bundle must share "
                              "their input and validation split")
-    for i, s in enumerate(scalings[1:], start=2):
-        if s != scalings[0]:
-            raise ValueError(f"run {i}'s teacher expects scaling {s}, run 1's {scalings[0]}: one input tensor feeds every member")
     names = [n for taps in tap_names for n in taps]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -77,7 +102,7 @@ class Members:
             runs.append(run)
             states.append(state)
         members = cls(runs, states, list(run_dirs))
-        check_compatible([r.cfg for r in runs], [r.teacher.scaling for r in runs], members.member_tap_names())
+        check_compatible([r.cfg for r in runs], members.member_tap_names())
         return members
 
     @property
@@ -89,11 +114,20 @@ class Members:
     def ensemble(self) -> bool:
         return len(self.runs) > 1
 
+    def _fed(self, module: nn.Module, run: Run) -> nn.Module:
+        """`module` of member `run`, taking the bundle's input (member 1's scaling)."""
+        given = self.runs[0].teacher.scaling
+        return module if same_scaling(run.teacher.scaling, given) else Rescaled(module, given, run.teacher.scaling)
+
+    def rescaled(self) -> list[bool]:
+        """Per member: whether its input is re-scaled inside the graphs (see Rescaled)."""
+        return [not same_scaling(r.teacher.scaling, self.runs[0].teacher.scaling) for r in self.runs]
+
     def teacher_module(self) -> nn.Module:
-        return self.runs[0].teacher.module if not self.ensemble else Concat([r.teacher.module for r in self.runs])
+        return self.runs[0].teacher.module if not self.ensemble else Concat([self._fed(r.teacher.module, r) for r in self.runs])
 
     def student_module(self) -> nn.Module:
-        return self.runs[0].student if not self.ensemble else Concat([r.student for r in self.runs])
+        return self.runs[0].student if not self.ensemble else Concat([self._fed(r.student, r) for r in self.runs])
 
     def suffixes(self) -> list[str]:
         """Per member, what its output names carry after the tap name: nothing, or, for a member that taps a layer an

@@ -267,3 +267,34 @@ def test_recovered_members_reproduce_the_bundle(ensemble, trained_reverse):
         recover(bundle, "nope", root / "x")
     with pytest.raises(ValueError, match="only forward students"):
         recover(trained_reverse[2], None, root / "x")
+
+
+@pytest.fixture(scope="module")
+def mixed_scaling(trained):
+    """An nsfwjs member (x / 255) and a torchvision one (ImageNet mean and std) in one bundle."""
+    import torchvision
+
+    cat, run, _ = trained
+    weights = run.parent / "resnet18-random.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)  # stands in for ImageNet weights
+    imagenet = run.parent / "tiny-resnet"
+    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(imagenet), "--size", "64",
+                 "--teacher", f"torchvision:resnet18@{weights}", "--taps", "layer2,layer3", "--paths", "direct",
+                 "--epochs", "1", "--batch", "4", "--widths", "16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
+                 "--normalize-intensity", "110,40"]) == 0
+    bundle = run.parent.parent / "models" / "tiny-mixed-scaling"
+    assert main(["export", "--run", str(run), "--run", str(imagenet), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1"]) == 0
+    return cat, [run, imagenet], bundle
+
+
+def test_members_with_other_input_scalings_share_one_input(mixed_scaling):
+    cat, runs, bundle = mixed_scaling
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    validate_manifest(manifest)
+    assert manifest["input"]["scaling"]["mean"] == [0.0, 0.0, 0.0]  # member 1's
+    first, second = manifest["provenance"]["members"]
+    assert "inputScaling" not in first and second["inputScaling"]["mean"] == [0.485, 0.456, 0.406]
+    assert "the graphs re-scale the input for it" in (bundle / "MODEL_CARD.md").read_text()
+    result = parity(bundle, runs, "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
+    assert result["ok"], result
