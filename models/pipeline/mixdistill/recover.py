@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from onnx import numpy_helper
 
+from .folding import batchnorm_after
 from .train import Run, TrainConfig
 
 
@@ -78,8 +79,7 @@ def recover(bundle: Path, member_name: str | None, out: Path) -> Path:
     stored = _conv_weights(onnx.load(str(bundle / manifest["student"]["file"])), f"/parts.{index}/" if len(members) > 1 else "")
     if len(stored) != len(convs):
         raise ValueError(f"{bundle}'s student graph has {len(stored)} convs for member {index + 1}, its configuration builds {len(convs)}")
-    modules = list(student.modules())
-    bn_after = {a: b for a, b in zip(modules, modules[1:] + [None]) if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)}
+    bn_after = {student.get_submodule(c): student.get_submodule(b) for c, b in batchnorm_after(student).items()}
     with torch.no_grad():
         for conv, (w, b) in zip(convs, stored):
             if tuple(w.shape) != tuple(conv.weight.shape):

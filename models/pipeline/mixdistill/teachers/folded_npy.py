@@ -10,23 +10,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..folding import batchnorm_after, load_folded_conv
+
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
 
 def stages_in(folder: Path) -> list[str]:
     names = {p.name.split(".")[0] for p in folder.glob("*.npy")}
     return [s for s in STAGES if s in names]
-
-
-def _bn_after(conv_name: str) -> str:
-    # torchvision's ResNet names each conv's BatchNorm after it: conv1 -> bn1, blockN.convK -> bnK,
-    # downsample.0 -> downsample.1
-    head, _, last = conv_name.rpartition(".")
-    if last.startswith("conv"):
-        return f"{head + '.' if head else ''}bn{last[4:]}"
-    if last == "0" and head.endswith("downsample"):
-        return f"{head}.1"
-    raise ValueError(f"no BatchNorm known after {conv_name}")
 
 
 def load_folded_resnet(net: nn.Module, folder: Path) -> nn.Module:
@@ -39,8 +30,8 @@ def load_folded_resnet(net: nn.Module, folder: Path) -> nn.Module:
         setattr(net, stage, nn.Identity())
     files = {p.name[: -len(".npy")]: p for p in folder.glob("*.npy")}
     used: set[str] = set()
-    modules = dict(net.named_modules())
-    for name, module in list(modules.items()):
+    bn_after = batchnorm_after(net)
+    for name, module in list(net.named_modules()):
         if not isinstance(module, nn.Conv2d):
             continue
         if f"{name}.weight" not in files or f"{name}.bias" not in files:
@@ -49,13 +40,7 @@ def load_folded_resnet(net: nn.Module, folder: Path) -> nn.Module:
         bias = torch.from_numpy(np.load(files[f"{name}.bias"])).float()
         if weight.shape != module.weight.shape or bias.shape != (module.out_channels,):
             raise ValueError(f"{folder}: {name} has shape {tuple(weight.shape)}, the network expects {tuple(module.weight.shape)}")
-        module.weight = nn.Parameter(weight)
-        module.bias = nn.Parameter(bias)
-        parent, _, attr = _bn_after(name).rpartition(".")
-        owner = net.get_submodule(parent) if parent else net
-        if not isinstance(getattr(owner, attr), nn.BatchNorm2d):
-            raise ValueError(f"expected a BatchNorm after {name}")
-        setattr(owner, attr, nn.Identity())
+        load_folded_conv(net, name, bn_after.get(name), weight, bias)
         used |= {f"{name}.weight", f"{name}.bias"}
     stray = sorted(set(files) - used)
     if stray:

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from ..folding import batchnorm_after, load_folded_conv
+
 _PACKED = re.compile(r"^_jit_pass_hoist_conv_packed_params\.(?P<module>.+)\._packed_params\.\d+$")
 
 
@@ -36,18 +38,12 @@ def packed_convs(scripted: torch.jit.ScriptModule) -> dict[str, object]:
     return out
 
 
-def _bn_after(conv_name: str) -> str:
-    # In torchvision's MobileNetV2 a conv's BatchNorm is its next sibling: features.0.0 -> features.0.1,
-    # features.3.conv.2 -> features.3.conv.3.
-    head, _, last = conv_name.rpartition(".")
-    return f"{head}.{int(last) + 1}"
-
-
 def float_mobilenet_v2(file: Path) -> nn.Module:
     scripted = load_int8(file)
     convs = packed_convs(scripted)
     net = torchvision.models.mobilenet_v2(weights=None)
     wanted = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    bn_after = batchnorm_after(net)
     if sorted(convs) != sorted(wanted):
         missing, extra = sorted(set(wanted) - set(convs)), sorted(set(convs) - set(wanted))
         raise ValueError(f"{file} is not torchvision's quantized MobileNetV2: convs missing {missing[:3]}, unexpected {extra[:3]}")
@@ -58,13 +54,7 @@ def float_mobilenet_v2(file: Path) -> nn.Module:
         layout = (list(params.stride()), list(params.padding()), list(params.dilation()), int(params.groups()))
         if tuple(weight.shape) != tuple(conv.weight.shape) or layout != (list(conv.stride), list(conv.padding), list(conv.dilation), conv.groups):
             raise ValueError(f"{file}: {name} does not match torchvision's MobileNetV2 layout")
-        conv.weight = nn.Parameter(weight.dequantize().float())
-        conv.bias = nn.Parameter(bias.float())
-        parent, _, attr = _bn_after(name).rpartition(".")
-        owner = net.get_submodule(parent)
-        if not isinstance(getattr(owner, attr), nn.BatchNorm2d):
-            raise ValueError(f"expected a BatchNorm after {name}")
-        setattr(owner, attr, nn.Identity())
+        load_folded_conv(net, name, bn_after.get(name), weight.dequantize().float(), bias.float())
     for name, module in list(net.named_modules()):
         if isinstance(module, nn.ReLU6):
             parent, _, attr = name.rpartition(".")
