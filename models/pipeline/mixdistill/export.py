@@ -168,7 +168,10 @@ def export(opts: ExportOptions) -> Path:
                                  f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.val_seed}",
                          "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
             log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))  # an ensemble's is last
-    fused = fuse(val_maps, offsets, scales, weights, opts.sigma, ksize)
+    # Every normal validation image at once (the split's good ones after the held-out ones); the normal-quantile
+    # calibration reads the held-out ones, the F1-optimal one all of them. Maps fuse image by image.
+    normal_fused = fuse(normal_maps, offsets, scales, weights, opts.sigma, ksize)
+    fused = normal_fused[:len(val_imgs)]
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
     method = "normal-quantile"
@@ -179,7 +182,6 @@ def export(opts: ExportOptions) -> Path:
     if defective:
         method = "f1-optimal"
         if good:  # the split's good images are normal validation images too
-            normal_fused = fuse(normal_maps, offsets, scales, weights, opts.sigma, ksize)
             scores = reduce_score(normal_fused, reduction).numpy()
             fused = normal_fused
         d_fused = fuse(d_real, offsets, scales, weights, opts.sigma, ksize)
