@@ -114,20 +114,20 @@ class Members:
     def ensemble(self) -> bool:
         return len(self.runs) > 1
 
-    def _fed(self, module: nn.Module, run: Run) -> nn.Module:
-        """`module` of member `run`, taking the bundle's input (member 1's scaling)."""
-        given = self.runs[0].teacher.scaling
-        return module if same_scaling(run.teacher.scaling, given) else Rescaled(module, given, run.teacher.scaling)
-
     def rescaled(self) -> list[bool]:
         """Per member: whether its input is re-scaled inside the graphs (see Rescaled)."""
         return [not same_scaling(r.teacher.scaling, self.runs[0].teacher.scaling) for r in self.runs]
 
+    def _fed(self, modules: list[nn.Module]) -> nn.Module:
+        """The members' modules side by side, each taking the bundle's input (member 1's scaling)."""
+        given = self.runs[0].teacher.scaling
+        return Concat([Rescaled(m, given, r.teacher.scaling) if again else m for m, r, again in zip(modules, self.runs, self.rescaled())])
+
     def teacher_module(self) -> nn.Module:
-        return self.runs[0].teacher.module if not self.ensemble else Concat([self._fed(r.teacher.module, r) for r in self.runs])
+        return self.runs[0].teacher.module if not self.ensemble else self._fed([r.teacher.module for r in self.runs])
 
     def student_module(self) -> nn.Module:
-        return self.runs[0].student if not self.ensemble else Concat([self._fed(r.student, r) for r in self.runs])
+        return self.runs[0].student if not self.ensemble else self._fed([r.student for r in self.runs])
 
     def suffixes(self) -> list[str]:
         """Per member, what its output names carry after the tap name: nothing, or, for a member that taps a layer an
