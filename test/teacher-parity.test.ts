@@ -22,6 +22,13 @@ function standardized(f: Float32Array, st?: { mean: number[]; std: number[] }): 
   return f.map((v, i) => (v - st.mean[Math.floor(i / plane)]) / st.std[Math.floor(i / plane)]);
 }
 
+/** Relative L2 distance; Infinity when the lengths differ. */
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
+  return a.length === b.length ? Math.sqrt(num / den) : Infinity;
+}
+
 const bundles = [TINY, path.join(DEFAULT_MODELS_DIR, 'mtd-mnv2'), path.join(DEFAULT_MODELS_DIR, 'mtd-mnv2-incv3')]
   .filter((d) => existsSync(path.join(d, 'manifest.json')));
 
@@ -47,21 +54,11 @@ for (const dir of bundles) {
       const outputs = m.teacher.outputs.filter((o) => !memberTaps || memberTaps.includes(o.name));
       const want = await tfjsTaps(spec.slice('nsfwjs:'.length), outputs.map((o) => o.name), H, W, x);
       outputs.forEach((o, k) => {
-        const a = got[o.name].data as Float32Array, b = standardized(want[k], o.standardize);
-        let num = 0, den = 0;
-        for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
-        const rel = Math.sqrt(num / den);
-        t.ok(a.length === b.length && rel <= 1e-5, `${o.name}: relative L2 ${rel.toExponential(2)}`);
+        const rel = relL2(got[o.name].data as Float32Array, standardized(want[k], o.standardize));
+        t.ok(rel <= 1e-5, `${o.name}: relative L2 ${rel.toExponential(2)}`);
       });
     });
   }
-}
-
-/** Relative L2 distance. */
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
-  return a.length === b.length ? Math.sqrt(num / den) : Infinity;
 }
 
 /** The same noise image as above, scaled for ImageNet weights, NCHW. */
