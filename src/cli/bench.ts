@@ -1,12 +1,14 @@
 /**
- * npm run bench [-- --json out/bench.json] [--model mtd-mnv2-incv3] [--seconds 8] [--run runs/<run> for the PyTorch reference, once per ensemble member]
+ * npm run bench [-- --json out/bench.json] [--model mtd-mnv2-incv3 [--model other ...]] [--seconds 8] [--run runs/<run> for the PyTorch reference, once per ensemble member]
  *
- * One run, one machine: images/s and p50/p95/p99 latency of
+ * One run, one machine, for each --model in turn: images/s and p50/p95/p99 latency of
  *   1. bare onnxruntime session.run on the composed graph (batch 1 and MAX_BATCH),
  *   2. the in-process engine (decode + preprocess + inference + postprocess), without and with heatmap PNGs,
  *   3. the HTTP service (a child process) under autocannon at several concurrencies, /healthz timed meanwhile,
  *   4. the PyTorch reference, eager and TorchScript-frozen (where Debian's torch and the run folder exist),
  * and the ratios httpOverSession and sessionOverTorchscript, /healthz p99 under load and the server's peak RSS.
+ * With several --model, each one's cost relative to the first, from figures of this one run: the machines are
+ * shared, and two runs minutes apart can differ by a factor of two.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -15,7 +17,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { loadBundle } from '../bundle/load.js';
+import { loadBundle, type Bundle } from '../bundle/load.js';
 import { loadConfig } from '../config.js';
 import { detectImage, type Include } from '../detect/detect.js';
 import { ModelEngine } from '../engine/model-engine.js';
@@ -26,20 +28,20 @@ import { multipartImage, startServer } from './server-process.js';
 
 const values = parseCli(
   {
-    model: { type: 'string', default: 'mtd-mnv2-incv3' },
+    model: { type: 'string', multiple: true },
     json: { type: 'string' },
     seconds: { type: 'string', default: '8' },
     run: { type: 'string', multiple: true }, // an ensemble bundle: each member's run, in export order
     concurrency: { type: 'string', default: '1,4,16,32' },
   },
-  'usage: npm run bench [-- --model mtd-mnv2-incv3] [--seconds 8] [--concurrency 1,4,16,32] [--json out/bench.json] [--run runs/<run> ...]',
+  'usage: npm run bench [-- --model mtd-mnv2-incv3 [--model mtd-mnv2 ...]] [--seconds 8] [--concurrency 1,4,16,32] [--json out/bench.json] [--run runs/<run> ...]\n'
+    + '  several --model: each measured in turn, then its cost relative to the first; --run is the first model\'s run(s)',
 );
 const config = loadConfig({ ...process.env, EXECUTION_PROVIDERS: process.env.EXECUTION_PROVIDERS ?? 'cpu' });
 const seconds = Number(values.seconds);
-const bundleDir = existsSync(values.model!) ? values.model! : path.join(config.MODELS_DIR, values.model!);
-const bundle = await loadBundle(bundleDir);
-const m = bundle.manifest;
 const maxBatch = config.MAX_BATCH;
+const models = values.model?.length ? values.model : [config.DEFAULT_MODEL];
+const bundleDirOf = (model: string) => (existsSync(model) ? model : path.join(config.MODELS_DIR, model));
 
 interface Stats { imagesPerSecond: number; p50: number; p95: number; p99: number; n: number }
 function stats(latMs: number[], images: number, wallMs: number): Stats {
@@ -58,7 +60,8 @@ const image = existsSync(sharedGood)
 const imageMeta = await sharp(image).metadata();
 
 // 1. bare session
-async function bareSession(batch: number): Promise<Stats> {
+async function bareSession(bundle: Bundle, batch: number): Promise<Stats> {
+  const m = bundle.manifest;
   const session = await ort.InferenceSession.create(composeBundle(bundle), { executionProviders: config.EXECUTION_PROVIDERS, intraOpNumThreads: config.INTRA_OP_THREADS, graphOptimizationLevel: 'all' });
   const x = new ort.Tensor('float32', new Float32Array(batch * 3 * m.input.height * m.input.width).fill(0.5), [batch, 3, m.input.height, m.input.width]);
   await session.run({ [m.input.name]: x });
@@ -75,7 +78,7 @@ async function bareSession(batch: number): Promise<Stats> {
 }
 
 // 2. in-process engine, saturated by `inflight` concurrent images
-async function engineRun(include: Include[], inflight: number): Promise<Stats> {
+async function engineRun(bundle: Bundle, include: Include[], inflight: number): Promise<Stats> {
   const engine = await ModelEngine.create(bundle, { providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch, maxWaitMs: config.BATCH_WAIT_MS, maxQueue: 1 << 16 });
   const lat: number[] = [];
   const inc = new Set(include);
@@ -93,8 +96,8 @@ async function engineRun(include: Include[], inflight: number): Promise<Stats> {
 }
 
 // 3. HTTP service in a child process
-async function httpRuns(concurrencies: number[]) {
-  const server = await startServer({ MODELS_DIR: path.dirname(path.resolve(bundleDir)), DEFAULT_MODEL: m.name, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: config.EXECUTION_PROVIDERS.join(','), QUEUE_SIZE: '4096' });
+async function httpRuns(bundleDir: string, name: string, concurrencies: number[]) {
+  const server = await startServer({ MODELS_DIR: path.dirname(path.resolve(bundleDir)), DEFAULT_MODEL: name, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: config.EXECUTION_PROVIDERS.join(','), QUEUE_SIZE: '4096' });
   const url = server.url;
   const { body, contentType } = multipartImage(image);
   const results: { concurrency: number; stats: Stats; errors: number; non2xx: number; healthz: Stats }[] = [];
@@ -128,8 +131,7 @@ async function httpRuns(concurrencies: number[]) {
 }
 
 // 4. PyTorch reference
-function torchReference(): { eager: Stats[]; torchscript: Stats[] } | { skipped: string } {
-  const runs = values.run ?? [];
+function torchReference(bundleDir: string, runs: string[]): { eager: Stats[]; torchscript: Stats[] } | { skipped: string } {
   if (!runs.length || !runs.every((run) => existsSync(path.join(run, 'config.json')))) {
     return { skipped: 'no --run folder given (the training run the bundle was exported from; one --run per member of an ensemble)' };
   }
@@ -144,44 +146,83 @@ function torchReference(): { eager: Stats[]; torchscript: Stats[] } | { skipped:
   return { eager: out.eager.map(conv), torchscript: out.torchscript.map(conv) };
 }
 
-log(`bench: ${m.name} ${m.version}, ${m.input.width}x${m.input.height}, image ${imageMeta.width}x${imageMeta.height}, providers ${config.EXECUTION_PROVIDERS.join(',')}, ${seconds} s per measurement, MAX_BATCH ${maxBatch}`);
-const session1 = await bareSession(1);
-log(`  session batch 1: ${fmt(session1)}`);
-const sessionN = await bareSession(maxBatch);
-log(`  session batch ${maxBatch}: ${fmt(sessionN)} (latency per batch)`);
-const engineBare = await engineRun([], maxBatch * 2);
-log(`  engine, scores only: ${fmt(engineBare)}`);
-const engineHeat = await engineRun(['heatmap'], maxBatch * 2);
-log(`  engine, with heatmap PNG: ${fmt(engineHeat)}`);
-const http = await httpRuns(values.concurrency!.split(',').map(Number));
-const torch = torchReference();
-if ('skipped' in torch) log(`  PyTorch reference SKIPPED: ${torch.skipped}`);
-else log(`  PyTorch eager: ${torch.eager.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s; TorchScript frozen: ${torch.torchscript.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s (batch 1 / ${maxBatch})`);
+async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
+  const m = bundle.manifest;
+  log(`bench: ${m.name} ${m.version}, ${m.input.width}x${m.input.height}, image ${imageMeta.width}x${imageMeta.height}, providers ${config.EXECUTION_PROVIDERS.join(',')}, ${seconds} s per measurement, MAX_BATCH ${maxBatch}`);
+  const session1 = await bareSession(bundle, 1);
+  log(`  session batch 1: ${fmt(session1)}`);
+  const sessionN = await bareSession(bundle, maxBatch);
+  log(`  session batch ${maxBatch}: ${fmt(sessionN)} (latency per batch)`);
+  const engineBare = await engineRun(bundle, [], maxBatch * 2);
+  log(`  engine, scores only: ${fmt(engineBare)}`);
+  const engineHeat = await engineRun(bundle, ['heatmap'], maxBatch * 2);
+  log(`  engine, with heatmap PNG: ${fmt(engineHeat)}`);
+  const http = await httpRuns(bundleDir, m.name, values.concurrency!.split(',').map(Number));
+  const torch = torchReference(bundleDir, runs);
+  if ('skipped' in torch) log(`  PyTorch reference SKIPPED: ${torch.skipped}`);
+  else log(`  PyTorch eager: ${torch.eager.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s; TorchScript frozen: ${torch.torchscript.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s (batch 1 / ${maxBatch})`);
 
-const saturated = http.results.reduce((a, b) => (b.stats.imagesPerSecond > a.stats.imagesPerSecond ? b : a));
-const bestTs = 'skipped' in torch ? undefined : Math.max(...torch.torchscript.map((s) => s.imagesPerSecond));
-const report = {
-  model: { name: m.name, version: m.version },
-  machine: { cpus: (await import('node:os')).availableParallelism(), providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch },
-  image: { width: imageMeta.width, height: imageMeta.height },
-  session: { batch1: session1, [`batch${maxBatch}`]: sessionN },
-  engine: { scoresOnly: engineBare, withHeatmap: engineHeat },
-  http: http.results,
-  torch,
-  ratios: {
-    httpOverSession: saturated.stats.imagesPerSecond / sessionN.imagesPerSecond,
-    sessionOverTorchscript: bestTs ? sessionN.imagesPerSecond / bestTs : null,
-    httpP99OverP50AtSaturation: saturated.stats.p99 / saturated.stats.p50,
-  },
-  saturationConcurrency: saturated.concurrency,
-  healthzP99UnderLoadMs: Math.max(...http.results.map((r) => r.healthz.p99)),
-  serverPeakRssMiB: http.peakRssMiB,
-  benchPeakRssMiB: process.resourceUsage().maxRSS / 1024,
-};
-console.log(JSON.stringify(report.ratios));
-console.log(`httpOverSession ${report.ratios.httpOverSession.toFixed(2)} (HTTP at c=${saturated.concurrency} over bare session at batch ${maxBatch}); sessionOverTorchscript ${report.ratios.sessionOverTorchscript?.toFixed(2) ?? 'n/a'}; p99/p50 at saturation ${report.ratios.httpP99OverP50AtSaturation.toFixed(2)}; /healthz p99 under load ${report.healthzP99UnderLoadMs.toFixed(1)} ms; server peak RSS ${report.serverPeakRssMiB.toFixed(0)} MiB`);
+  const saturated = http.results.reduce((a, b) => (b.stats.imagesPerSecond > a.stats.imagesPerSecond ? b : a));
+  const bestTs = 'skipped' in torch ? undefined : Math.max(...torch.torchscript.map((s) => s.imagesPerSecond));
+  const report = {
+    model: { name: m.name, version: m.version },
+    machine: { cpus: (await import('node:os')).availableParallelism(), providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch },
+    image: { width: imageMeta.width, height: imageMeta.height },
+    session: { batch1: session1, [`batch${maxBatch}`]: sessionN },
+    engine: { scoresOnly: engineBare, withHeatmap: engineHeat },
+    http: http.results,
+    torch,
+    ratios: {
+      httpOverSession: saturated.stats.imagesPerSecond / sessionN.imagesPerSecond,
+      sessionOverTorchscript: bestTs ? sessionN.imagesPerSecond / bestTs : null,
+      httpP99OverP50AtSaturation: saturated.stats.p99 / saturated.stats.p50,
+    },
+    saturationConcurrency: saturated.concurrency,
+    healthzP99UnderLoadMs: Math.max(...http.results.map((r) => r.healthz.p99)),
+    serverPeakRssMiB: http.peakRssMiB,
+    benchPeakRssMiB: process.resourceUsage().maxRSS / 1024,
+  };
+  console.log(JSON.stringify(report.ratios));
+  console.log(`${m.name} ${m.version}: httpOverSession ${report.ratios.httpOverSession.toFixed(2)} (HTTP at c=${saturated.concurrency} over bare session at batch ${maxBatch}); sessionOverTorchscript ${report.ratios.sessionOverTorchscript?.toFixed(2) ?? 'n/a'}; p99/p50 at saturation ${report.ratios.httpP99OverP50AtSaturation.toFixed(2)}; /healthz p99 under load ${report.healthzP99UnderLoadMs.toFixed(1)} ms; server peak RSS ${report.serverPeakRssMiB.toFixed(0)} MiB`);
+  return report;
+}
+type Report = Awaited<ReturnType<typeof benchModel>>;
+
+/** How many times the first model's throughput each figure of `other` is (above 1: `other` is slower). */
+function costRelativeTo(first: Report, other: Report) {
+  const rate = (r: Report) => ({
+    sessionBatch1: r.session.batch1.imagesPerSecond,
+    sessionMaxBatch: r.session[`batch${maxBatch}`].imagesPerSecond,
+    engineScoresOnly: r.engine.scoresOnly.imagesPerSecond,
+    engineWithHeatmap: r.engine.withHeatmap.imagesPerSecond,
+    httpAtSaturation: Math.max(...r.http.map((h) => h.stats.imagesPerSecond)),
+  });
+  const a = rate(first);
+  const b = rate(other);
+  return Object.fromEntries(Object.keys(a).map((k) => [k, a[k as keyof typeof a] / b[k as keyof typeof b]])) as Record<keyof typeof a, number>;
+}
+
+// Every bundle loaded before anything is measured, so that a wrong name fails at once and not after minutes.
+const bundles: [string, Bundle][] = [];
+for (const model of models) {
+  const dir = bundleDirOf(model);
+  try {
+    bundles.push([dir, await loadBundle(dir)]);
+  } catch (err) {
+    console.error(`bench: --model ${model}: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
+const reports: Report[] = [];
+for (const [i, [dir, bundle]] of bundles.entries()) reports.push(await benchModel(dir, bundle, i === 0 ? (values.run ?? []) : []));
+const comparison = reports.slice(1).map((r) => ({ model: r.model, against: reports[0].model, costRatio: costRelativeTo(reports[0], r) }));
+for (const c of comparison) {
+  const f = Object.entries(c.costRatio).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+  console.log(`cost of ${c.model.name} ${c.model.version} relative to ${c.against.name} ${c.against.version} (time per image, this run): ${f}`);
+}
 if (values.json) {
   await mkdir(path.dirname(values.json), { recursive: true });
-  await writeFile(values.json, JSON.stringify(report, null, 1) + '\n');
+  // One model: its report, as before; several: all of them and the comparison.
+  await writeFile(values.json, JSON.stringify(reports.length === 1 ? reports[0] : { models: reports, comparison }, null, 1) + '\n');
   console.log(`written: ${values.json}`);
 }
