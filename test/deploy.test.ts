@@ -19,7 +19,10 @@ t.test('Dockerfile: stages, CUDA base, build-time CUDA provider, non-root, healt
   const initial = all.slice(0, all.findIndex((i) => i.getKeyword() === 'FROM'));
   const args = Object.fromEntries(initial.filter((i) => i.getKeyword() === 'ARG').map((i) => i.getArgumentsContent()!.split('=')));
   const stages = df.getFROMs().map((f) => ({ name: f.getBuildStage(), image: f.getImageName()!.replace(/^\$\{(\w+)\}$/, (_, a) => args[a] ?? _) }));
-  t.same(stages.map((s) => s.name), ['build', 'deps-gpu', 'deps-cpu', 'app', 'gpu', 'cpu']);
+  // The legacy builder (Debian's docker.io, no buildx) builds every stage before the target: the CPU target
+  // must come before the GPU dependencies' CUDA download, and the last stage (no --target) stays the GPU one.
+  t.same(stages.map((s) => s.name), ['build', 'deps-cpu', 'app', 'cpu', 'deps-gpu', 'gpu']);
+  t.notMatch(read('docker', 'Dockerfile'), /^# syntax=/m, 'no syntax directive: BuildKit would pull its frontend from a registry');
   const gpu = stages.find((s) => s.name === 'gpu')!;
   t.match(gpu.image, /^nvidia\/cuda:12\.[\d.]+-cudnn-runtime-/, `GPU base ${gpu.image} is a CUDA 12 + cuDNN runtime`);
   t.match(stages.find((s) => s.name === 'cpu')!.image, /^node:20/);
