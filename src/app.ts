@@ -14,6 +14,14 @@ import modelRoutes from './http/routes/models.js';
 import opsRoutes from './http/routes/ops.js';
 import webRoutes from './http/routes/web.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Starts draining before close: answers go on, /readyz turns 503, each answer closes its connection. */
+    drain(): void;
+    isDraining(): boolean;
+  }
+}
+
 export interface AppOptions {
   config: Config;
   /** Fastify logger option; the server passes pino settings, tests usually false. */
@@ -39,8 +47,14 @@ export async function buildApp({ config, logger = false }: AppOptions): Promise<
 
   // Graceful close: idle keep-alive sockets are closed at once (Fastify's default); a socket with a
   // request in flight gets "Connection: close" on its answer, so close() need not wait for the client's
-  // keep-alive to lapse.
+  // keep-alive to lapse. Draining comes first where a balancer sits in front (SHUTDOWN_DRAIN_MS): the
+  // service still answers everything, /readyz says 503, and every answer closes its connection, so that
+  // keep-alive clients reconnect, through the balancer, to a replica that stays.
   let closing = false;
+  app.decorate('drain', () => {
+    closing = true;
+  });
+  app.decorate('isDraining', () => closing);
   app.addHook('preClose', async () => {
     closing = true;
   });

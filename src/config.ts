@@ -19,6 +19,7 @@ export interface Config {
   MAX_PIXELS: number;
   MAX_FILES: number;
   REQUEST_TIMEOUT_MS: number;
+  SHUTDOWN_DRAIN_MS: number;
   MAX_EVENT_LOOP_DELAY_MS: number;
   MAX_RSS_BYTES: number;
   LOG_LEVEL: string;
@@ -45,6 +46,7 @@ const schema = {
     MAX_PIXELS: { type: 'integer', minimum: 1, default: 40_000_000 },
     MAX_FILES: { type: 'integer', minimum: 1, maximum: 256, default: 16 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 30_000 },
+    SHUTDOWN_DRAIN_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 0 },
     MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, default: 1000 },
     MAX_RSS_BYTES: { type: 'integer', minimum: 0, default: 0 },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },

@@ -13,9 +13,15 @@ try {
 
 const app = await buildApp({ config, logger: { level: config.LOG_LEVEL } });
 
-closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+// The grace period covers the drain and then the requests in flight.
+closeWithGrace({ delay: config.SHUTDOWN_DRAIN_MS + 15_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'fatal error, shutting down');
-  else app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+  else if (config.SHUTDOWN_DRAIN_MS > 0) {
+    app.log.info({ signal, drainMs: config.SHUTDOWN_DRAIN_MS }, 'draining: still answering, /readyz 503, connections closed after each answer');
+    app.drain();
+    await new Promise((r) => setTimeout(r, config.SHUTDOWN_DRAIN_MS));
+  }
+  if (!err) app.log.info({ signal }, 'shutting down: finishing in-flight requests');
   await app.close();
 });
 

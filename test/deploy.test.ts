@@ -112,6 +112,19 @@ t.test('compose files validate against the compose-spec schema and say what oper
   }
 });
 
+t.test('the Swarm stack file stands alone and agrees with the compose templates', async (t) => {
+  const stack = yaml(read('docker', 'docker-stack.yml'));
+  const tpl = yaml(read('docker', 'compose-services.yml')).services;
+  const svc = stack.services.mixdistill;
+  t.match(stack.version, /^3\.\d+$/, 'docker stack deploy reads Compose file format 3');
+  t.notOk(svc.extends, 'no extends: docker stack deploy cannot read it');
+  t.same(Object.keys(svc.environment).sort(), Object.keys({ ...tpl.mixdistill.environment, ...tpl['mixdistill-gpu'].environment }).sort(), 'the same configuration as the compose services');
+  for (const k of ['user', 'read_only', 'cap_drop', 'volumes', 'stop_grace_period', 'logging'] as const) t.same(svc[k], tpl.mixdistill[k], `${k} as in compose-services.yml`);
+  t.same(svc.healthcheck.test, tpl.mixdistill.healthcheck.test);
+  t.equal(svc.deploy.update_config.order, 'start-first', 'a rolling update starts the new task before stopping an old one');
+  t.ok(svc.deploy.replicas >= 2);
+});
+
 t.test('nginx.conf passes nginx -t', { skip: existsSync('/usr/sbin/nginx') ? false : 'SKIPPED: nginx is not installed (apt-get install nginx-light)' }, async (t) => {
   // The upstream names resolve inside the compose network only; point them at loopback for the check.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nginx-'));

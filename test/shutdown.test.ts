@@ -55,3 +55,42 @@ t.test('SIGTERM finishes in-flight requests and exits 0', async (t) => {
   t.equal(code, 0, `exit code (stderr: ${stderr.slice(-300)})`);
   t.comment(`exited ${((performance.now() - signalled) / 1000).toFixed(1)} s after SIGTERM`);
 });
+
+// With SHUTDOWN_DRAIN_MS (behind a balancer), a SIGTERM first drains: new requests are still answered, on
+// connections that the answers close, and /readyz says 503 draining; then the process closes and exits 0.
+t.test('SIGTERM with SHUTDOWN_DRAIN_MS: answers go on while draining, /readyz 503, connections closed', async (t) => {
+  const port = 23000 + Math.floor(Math.random() * 2000);
+  const drainMs = 4000;
+  const child = spawn(process.execPath, [...process.execArgv, fromRoot('src', 'server.ts')], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0', SHUTDOWN_DRAIN_MS: String(drainMs) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')));
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor('the server to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), { timeoutMs: 300_000, everyMs: 100 });
+  const image = await texture(200, 200, 'png');
+  const post = () => {
+    const form = new FormData();
+    form.append('image', new Blob([new Uint8Array(image)], { type: 'image/png' }), 'x.png');
+    return fetch(`${base}/detect`, { method: 'POST', body: form });
+  };
+  const signalled = performance.now();
+  child.kill('SIGTERM');
+  // The drain is seen on /readyz; what is sent then (well inside the drain) is answered, Connection: close.
+  const readyz = await waitFor('/readyz to say draining', async () => {
+    const r = await fetch(`${base}/readyz`);
+    return r.status === 503 && ((await r.json()) as { status: string });
+  }, { everyMs: 20 });
+  t.equal(readyz.status, 'draining');
+  const during = await post();
+  const sentAt = performance.now() - signalled;
+  t.equal(during.status, 200, 'a request during the drain is answered');
+  t.equal(during.headers.get('connection'), 'close', 'and its connection closed');
+  t.ok(sentAt < drainMs, `sent ${sentAt.toFixed(0)} ms after the signal, inside the ${drainMs} ms drain`);
+  const code = await within(exited, 60_000, 'still running after 60 s');
+  t.equal(code, 0, `exit code (stderr: ${stderr.slice(-300)})`);
+  t.ok(performance.now() - signalled >= drainMs, 'the process stayed for the drain');
+});

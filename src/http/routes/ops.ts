@@ -13,6 +13,7 @@ export default async function opsRoutes(app: FastifyInstance) {
       }
       return s.state === 'failed' ? { name: s.name, state: s.state, error: s.error } : { name: s.name, state: s.state };
     });
+    if (app.isDraining()) return reply.code(503).send({ status: 'draining', models });
     const ready = models.length > 0 && models.every((m) => m.state === 'ready');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not-ready', models });
   });
