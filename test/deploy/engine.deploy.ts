@@ -6,9 +6,12 @@
  *   2. `docker stop` with requests in flight: every one answered, exit 0 before the stop timeout;
  *   3. the models volume: a new version swapped in under load without a failed request; a broken one refused;
  *   4. two replicas behind nginx: one crashes under load, no request fails, it is restarted and rejoins;
- *      then the project is taken down and nothing is left.
+ *      then the project is taken down and nothing is left;
+ *   5. Swarm on this machine: the stack file deployed, two tasks behind the routing mesh, a rolling update to a
+ *      new image tag under load without a failed request; the stack removed and the swarm left.
  * Figures (sizes, seconds, requests sent and failed) are printed for the closing notes.
  */
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +26,9 @@ import {
 const skip = engineMissing();
 const figure = (what: string) => console.error(`deploy: ${what}`);
 const tag = `${process.pid}`;
+// DEPLOY_CHECKS=2,5 runs only those checks (after the images), to iterate on one of them.
+const only = process.env.DEPLOY_CHECKS?.split(',').map((x) => x.trim());
+const check = (n: number) => ({ skip: !only || only.includes(String(n)) ? false : `SKIPPED: not in DEPLOY_CHECKS=${only.join(',')}` });
 
 t.test('deployment on a real engine (CPU target)', { skip, bail: true }, async (t) => {
   const picture = await examplePicture();
@@ -35,7 +41,7 @@ t.test('deployment on a real engine (CPU target)', { skip, bail: true }, async (
     t.equal(docker(['image', 'inspect', '-f', '{{.Config.User}}', CPU_IMAGE]), 'app', 'the image runs as its own user');
   });
 
-  t.test('1. hardened, healthy, same score as outside the container, /metrics and /readyz', async (t) => {
+  t.test('1. hardened, healthy, same score as outside the container, /metrics and /readyz', check(1), async (t) => {
     const project = `mdcheck1${tag}`;
     const port = freePort();
     t.teardown(() => composeDown(project, 'docker-compose.cpu.yml'));
@@ -72,7 +78,7 @@ t.test('deployment on a real engine (CPU target)', { skip, bail: true }, async (
     t.equal(inside.body.model.version, host.body.model.version);
   });
 
-  t.test('2. docker stop with requests in flight: all answered, exit 0 before the timeout', async (t) => {
+  t.test('2. docker stop with requests in flight: all answered, exit 0 before the timeout', check(2), async (t) => {
     const project = `mdcheck2${tag}`;
     const port = freePort();
     t.teardown(() => composeDown(project, 'docker-compose.cpu.yml'));
@@ -95,7 +101,7 @@ t.test('deployment on a real engine (CPU target)', { skip, bail: true }, async (
     t.ok(stopSeconds < timeout, `stopped before the ${timeout} s timeout`);
   });
 
-  t.test('3. models volume: a new version swapped in under load, a broken one refused', async (t) => {
+  t.test('3. models volume: a new version swapped in under load, a broken one refused', check(3), async (t) => {
     const project = `mdcheck3${tag}`;
     const port = freePort();
     t.teardown(() => composeDown(project, 'docker-compose.cpu.yml'));
@@ -143,7 +149,7 @@ t.test('deployment on a real engine (CPU target)', { skip, bail: true }, async (
     t.match(logs, /new version refused, the serving one stays/, 'the log says the new version was refused');
   });
 
-  t.test('4. two replicas behind nginx: one crashes under load, no request fails, it comes back', async (t) => {
+  t.test('4. two replicas behind nginx: one crashes under load, no request fails, it comes back', check(4), async (t) => {
     const project = `mdcheck4${tag}`;
     const port = freePort();
     const file = 'docker-compose.multi-cpu.yml';
@@ -180,5 +186,47 @@ t.test('deployment on a real engine (CPU target)', { skip, bail: true }, async (
     composeDown(project, file);
     t.same(projectContainers(project), [], 'nothing of the project is left');
     t.equal(docker(['volume', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`]), '', 'no volume left');
+  });
+  t.test('5. Swarm: stack deploy, two tasks behind the routing mesh, a rolling update under load', check(5), async (t) => {
+    const stack = `mdswarm${tag}`;
+    const service = `${stack}_mixdistill`;
+    const port = freePort();
+    const inSwarm = docker(['info', '--format', '{{.Swarm.LocalNodeState}}']) === 'active';
+    if (!inSwarm) docker(['swarm', 'init', '--advertise-addr', '127.0.0.1'], 120_000);
+    t.teardown(async () => {
+      sh('docker', ['stack', 'rm', stack]);
+      await waitFor('the stack\'s containers gone', 120_000, () => docker(['ps', '-aq', '--filter', `label=com.docker.stack.namespace=${stack}`]) === '').catch(() => undefined);
+      if (!inSwarm) sh('docker', ['swarm', 'leave', '--force'], { timeoutMs: 120_000 });
+      for (const img of ['a', 'b']) sh('docker', ['rmi', `mixdistill:deploy-${img}`]);
+      sh('docker', ['volume', 'rm', `${stack}_models`]);
+    });
+    // Two tags of the CPU image that differ (a label), as two releases would.
+    for (const rev of ['a', 'b']) {
+      const r = spawnSync('docker', ['build', '-q', '-t', `mixdistill:deploy-${rev}`, '-'], { input: `FROM ${CPU_IMAGE}\nLABEL org.opencontainers.image.revision=deploy-${rev}\n`, encoding: 'utf8', timeout: 120_000 });
+      if (r.status !== 0) throw new Error(`docker build deploy-${rev}: ${r.stderr}`);
+    }
+    const env = { MIXDISTILL_IMAGE: 'mixdistill:deploy-a', EXECUTION_PROVIDERS: 'cpu', PORT: String(port) };
+    const deployed = sh('docker', ['stack', 'deploy', '-c', fromRoot('docker', 'docker-stack.yml'), stack], { env, timeoutMs: 120_000 });
+    t.equal(deployed.status, 0, deployed.stderr);
+    const healthyTasks = (image: string) => docker(['ps', '--filter', `label=com.docker.swarm.service.name=${service}`, '--filter', 'health=healthy', '--format', '{{.Image}}'])
+      .split('\n').filter((i) => i.startsWith(image)).length;
+    const t0 = performance.now();
+    await waitFor('two healthy tasks', 240_000, () => healthyTasks('mixdistill:deploy-a') === 2, 1000);
+    figure(`check 5: two healthy tasks ${((performance.now() - t0) / 1000).toFixed(1)} s after stack deploy`);
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor('the routing mesh to answer', 60_000, async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok);
+
+    const load = steadyLoad(url, picture, 4, 400_000);
+    await new Promise((r) => setTimeout(r, 5000));
+    const t1 = performance.now();
+    const update = sh('docker', ['service', 'update', '--detach=false', '--quiet', '--image', 'mixdistill:deploy-b', service], { timeoutMs: 400_000 });
+    const updateSeconds = (performance.now() - t1) / 1000;
+    await new Promise((r) => setTimeout(r, 3000));
+    const r = await load.stop();
+    figure(`check 5: rolling update to a new tag in ${updateSeconds.toFixed(0)} s under load: ${r.sent} requests through the routing mesh, ${r.failed} failed`);
+    t.equal(update.status, 0, `docker service update: ${update.stderr.slice(-300)}`);
+    t.equal(r.failed, 0, `no failed request during the rolling update: ${r.failures.slice(0, 3).join('; ')}`);
+    t.equal(healthyTasks('mixdistill:deploy-b'), 2, 'both tasks run the new image');
+    t.equal(docker(['service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', service]).split('@')[0], 'mixdistill:deploy-b');
   });
 });
