@@ -197,7 +197,10 @@ t.test('deployment on a real engine (CPU target)', { skip }, async (t) => {
     t.teardown(async () => {
       sh('docker', ['stack', 'rm', stack]);
       await waitFor('the stack\'s containers gone', 120_000, () => docker(['ps', '-aq', '--filter', `label=com.docker.stack.namespace=${stack}`]) === '').catch(() => undefined);
-      if (!inSwarm) sh('docker', ['swarm', 'leave', '--force'], { timeoutMs: 120_000 });
+      if (!inSwarm) {
+        sh('docker', ['swarm', 'leave', '--force'], { timeoutMs: 120_000 });
+        sh('docker', ['network', 'rm', 'docker_gwbridge']); // made by swarm init, left by swarm leave
+      }
       for (const img of ['a', 'b']) sh('docker', ['rmi', `mixdistill:deploy-${img}`]);
       sh('docker', ['volume', 'rm', `${stack}_models`]);
     });
