@@ -71,7 +71,7 @@ export async function buildApp({ config, logger = false }: AppOptions): Promise<
   });
   await app.register(models, { config });
 
-  await app.register(opsRoutes);
+  await app.register(opsRoutes, { config });
   await app.register(modelRoutes, { config });
   await app.register(detectRoutes, { config });
   await app.register(docsRoutes);

@@ -12,6 +12,8 @@ export interface Config {
   WORKERS: number;
   INTRA_OP_THREADS: number;
   MAX_BATCH: number;
+  BATCH_TUNING: 'warmup' | 'off';
+  UV_THREADPOOL_SIZE: number;
   BATCH_WAIT_MS: number;
   QUEUE_SIZE: number;
   MAX_BODY_BYTES: number;
@@ -39,6 +41,10 @@ const schema = {
     WORKERS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     INTRA_OP_THREADS: { type: 'integer', minimum: 0, maximum: 256, default: 0 },
     MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, default: 8 },
+    BATCH_TUNING: { type: 'string', enum: ['warmup', 'off'], default: 'warmup' },
+    // libuv's pool, where sharp's image work runs; dist/src/main.cjs sets it before the pool exists (one per core,
+    // at least 4); 4 is libuv's own default, which is what a process started another way has.
+    UV_THREADPOOL_SIZE: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     BATCH_WAIT_MS: { type: 'number', minimum: 0, maximum: 1000, default: 2 },
     QUEUE_SIZE: { type: 'integer', minimum: 1, maximum: 100000, default: 64 },
     MAX_BODY_BYTES: { type: 'integer', minimum: 1024, default: 64 * 1024 * 1024 },

@@ -4,6 +4,8 @@ import t, { type Test } from 'tap';
 import { loadBundle, type Bundle } from '../src/bundle/load.js';
 import { composeBundle } from '../src/graph/compose.js';
 import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../src/graph/head.js';
+import { PIXELS_INPUT } from '../src/graph/preprocess.js';
+import { toTensor } from '../src/image/preprocess.js';
 import { cosineDistanceMap } from '../src/maps/cosine.js';
 import { fuseMaps, reduceScore } from '../src/maps/fuse.js';
 import { gaussianBlur } from '../src/maps/gaussian.js';
@@ -13,10 +15,14 @@ import { noise, TINY } from './helpers/fixtures.js';
 
 const encode = (m: Bundle['teacher']) => onnxProto.onnx.ModelProto.encode(m).finish();
 
-/** The TypeScript oracle: teacher and student run separately, then the math in plain TypeScript. */
-async function oracle(bundle: Bundle, x: Float32Array, batch: number) {
+/** The TypeScript oracle: toTensor on each image's pixels, teacher and student run separately, then the math in plain TypeScript. */
+async function oracle(bundle: Bundle, pixels: Uint8Array, batch: number) {
   const m = bundle.manifest;
   const { width: W, height: H } = m.input;
+  const x = new Float32Array(batch * 3 * H * W);
+  for (let b = 0; b < batch; b++) {
+    toTensor(pixels.subarray(b * H * W * 3, (b + 1) * H * W * 3), W, H, m.input.scaling, m.input.channelOrder, x, b * 3 * H * W, m.input.normalizeIntensity);
+  }
   const feeds = { [m.input.name]: new ort.Tensor('float32', x, [batch, 3, H, W]) };
   const te = await (await ort.InferenceSession.create(encode(bundle.teacher))).run(feeds);
   const st = await (await ort.InferenceSession.create(encode(bundle.student))).run(feeds);
@@ -46,10 +52,11 @@ async function oracle(bundle: Bundle, x: Float32Array, batch: number) {
 async function compare(t: Test, bundle: Bundle, label: string) {
   const m = bundle.manifest;
   const batch = 3;
-  const x = noise(batch * 3 * m.input.height * m.input.width, 7, 2);
+  const pixels = Uint8Array.from(noise(batch * m.input.height * m.input.width * 3, 7, 255), (v) => Math.round(v));
+  pixels.fill(90, 0, m.input.height * m.input.width * 3); // a flat image: the intensity remap only moves it
   const session = await ort.InferenceSession.create(composeBundle(bundle));
-  const got = await session.run({ [m.input.name]: new ort.Tensor('float32', x, [batch, 3, m.input.height, m.input.width]) });
-  const want = await oracle(bundle, x, batch);
+  const got = await session.run({ [PIXELS_INPUT]: new ort.Tensor('uint8', pixels, [batch, m.input.height, m.input.width, 3]) });
+  const want = await oracle(bundle, pixels, batch);
   const plane = m.input.height * m.input.width;
   for (let b = 0; b < batch; b++) {
     const map = (got[OUTPUT_MAP].data as Float32Array).subarray(b * plane, (b + 1) * plane);
@@ -81,4 +88,34 @@ t.test('composed graph without smoothing', async (t) => {
   bundle.manifest.fusion.sigma = 0;
   bundle.manifest.fusion.kernelSize = 1;
   await compare(t, bundle, 'sigma0');
+});
+
+t.test('composed graph with the per-image intensity remap, BGR order and per-channel scaling, from 8-bit pixels', async (t) => {
+  const bundle = await loadBundle(TINY);
+  bundle.manifest.input = { ...bundle.manifest.input, channelOrder: 'BGR', normalizeIntensity: { mean: 109, std: 29 }, scaling: { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } };
+  await compare(t, bundle, 'remap+bgr');
+});
+
+t.test('the graph preprocessing equals toTensor on 8-bit pixels (flat and textured images, remap, BGR)', async (t) => {
+  const { GraphBuilder } = await import('../src/graph/builder.js');
+  const { buildPreprocess } = await import('../src/graph/preprocess.js');
+  const [W, H] = [7, 5];
+  const pixels = Uint8Array.from(noise(2 * H * W * 3, 3, 255), (v) => Math.round(v));
+  pixels.fill(200, 0, H * W * 3);
+  for (const input of [
+    { width: W, height: H, fit: 'stretch' as const, channelOrder: 'RGB' as const, scaling: { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] } },
+    { width: W, height: H, fit: 'stretch' as const, channelOrder: 'BGR' as const, scaling: { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }, normalizeIntensity: { mean: 109, std: 29 } },
+  ]) {
+    const g = new GraphBuilder('', 17);
+    buildPreprocess(g, input, 'pixels', 'x');
+    const info = (name: string, elemType: number, dims: number[]) => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+    const model = onnxProto.onnx.ModelProto.encode(onnxProto.onnx.ModelProto.create({
+      irVersion: 8, opsetImport: [{ domain: '', version: 17 }],
+      graph: { name: 'pre', input: [info('pixels', 2, [2, H, W, 3])], output: [info('x', 1, [2, 3, H, W])], node: g.nodes, initializer: g.initializers },
+    })).finish();
+    const got = (await (await ort.InferenceSession.create(model)).run({ pixels: new ort.Tensor('uint8', pixels, [2, H, W, 3]) })).x.data as Float32Array;
+    const want = new Float32Array(2 * 3 * H * W);
+    for (let b = 0; b < 2; b++) toTensor(pixels.subarray(b * H * W * 3, (b + 1) * H * W * 3), W, H, input.scaling, input.channelOrder, want, b * 3 * H * W, input.normalizeIntensity);
+    t.ok(maxAbsDiff(got, want) < 1e-5, `${input.channelOrder}${input.normalizeIntensity ? ' with remap' : ''}: max diff ${maxAbsDiff(got, want).toExponential(2)}`);
+  }
 });

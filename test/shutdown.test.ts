@@ -5,13 +5,15 @@ import { FIXTURE_MODELS_DIR } from './helpers/fixtures.js';
 import { texture } from './helpers/images.js';
 import { gaugeOf, waitFor, within } from './helpers/wait.js';
 
-// The real executable (src/server.ts), a SIGTERM while requests are in flight: they are answered, then it exits 0.
+// The real executable (src/main.cts, which sizes libuv's pool and loads src/server.ts), a SIGTERM while requests
+// are in flight: they are answered, then it exits 0.
 t.test('SIGTERM finishes in-flight requests and exits 0', async (t) => {
   const port = 21000 + Math.floor(Math.random() * 2000);
   // Images wait up to BATCH_WAIT_MS (1 s) for a batch of 8 that six requests cannot make, so they are still in
   // flight when the signal comes, however fast the machine.
-  const child = spawn(process.execPath, [...process.execArgv, fromRoot('src', 'server.ts')], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', MAX_BATCH: '8', BATCH_WAIT_MS: '1000', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0' },
+  const { UV_THREADPOOL_SIZE: _, ...env } = process.env;
+  const child = spawn(process.execPath, [...process.execArgv, fromRoot('src', 'main.cts')], {
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: FIXTURE_MODELS_DIR, DEFAULT_MODEL: 'tiny', EXECUTION_PROVIDERS: 'cpu', MAX_BATCH: '8', BATCH_TUNING: 'off', BATCH_WAIT_MS: '1000', LOG_LEVEL: 'warn', MAX_EVENT_LOOP_DELAY_MS: '0' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')));
@@ -20,6 +22,8 @@ t.test('SIGTERM finishes in-flight requests and exits 0', async (t) => {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const base = `http://127.0.0.1:${port}`;
   await waitFor('the server to be ready', () => fetch(`${base}/readyz`).then((r) => r.ok, () => false), { timeoutMs: 300_000, everyMs: 100 });
+  const { availableParallelism } = await import('node:os');
+  t.equal((await (await fetch(`${base}/readyz`)).json()).threadPoolSize, Math.max(4, availableParallelism()), 'the entry sized libuv\'s pool: one thread per core, at least 4');
   const image = await texture(600, 600, 'png');
   let answered = 0;
   const requests = Array.from({ length: 6 }, () => {

@@ -2,17 +2,22 @@
  * npm run bench [-- --json out/bench.json] [--model mtd-mnv2-incv3 [--model other ...]] [--seconds 8] [--run runs/<run> for the PyTorch reference, once per ensemble member]
  *
  * One run, one machine, for each --model in turn: images/s and p50/p95/p99 latency of
- *   1. bare onnxruntime session.run on the composed graph (batch 1 and MAX_BATCH),
+ *   1. bare onnxruntime session.run on the composed graph, at every batch size the engine may run (1, 2, 4, ... MAX_BATCH),
  *   2. the in-process engine (decode + preprocess + inference + postprocess), without and with heatmap PNGs,
  *   3. the HTTP service (a child process) under autocannon at several concurrencies, /healthz timed meanwhile,
  *   4. the PyTorch reference, eager and TorchScript-frozen (where Debian's torch and the run folder exist),
- * and the ratios httpOverSession and sessionOverTorchscript, /healthz p99 under load and the server's peak RSS.
+ *   5. the host path's CPU cost: the server's CPU time per image (process_cpu_seconds_total from its /metrics)
+ *      against a probe bundle with this model's input whose session costs next to nothing (src/bench/host-probe.ts),
+ *      scores only and with a heatmap PNG,
+ * and the ratios httpOverSession (HTTP at saturation over the best bare session throughput at any of those batch
+ * sizes) and sessionOverTorchscript, hostCpuMsPerImage, /healthz p99 under load and the server's peak RSS.
  * With several --model, each one's cost relative to the first, from figures of this one run: the machines are
  * shared, and two runs minutes apart can differ by a factor of two.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import ort from 'onnxruntime-node';
@@ -20,8 +25,10 @@ import sharp from 'sharp';
 import { loadBundle, type Bundle } from '../bundle/load.js';
 import { loadConfig } from '../config.js';
 import { detectImage, type Include } from '../detect/detect.js';
-import { ModelEngine } from '../engine/model-engine.js';
+import { writeHostProbeBundle } from '../bench/host-probe.js';
+import { batchSizes, ModelEngine } from '../engine/model-engine.js';
 import { composeBundle } from '../graph/compose.js';
+import { PIXELS_INPUT } from '../graph/preprocess.js';
 import { fromRoot } from '../paths.js';
 import { parseCli } from './args.js';
 import { multipartImage, startServer } from './server-process.js';
@@ -60,16 +67,16 @@ const image = existsSync(sharedGood)
 const imageMeta = await sharp(image).metadata();
 
 // 1. bare session
-async function bareSession(bundle: Bundle, batch: number): Promise<Stats> {
+async function bareSession(bundle: Bundle, batch: number, intraOpThreads = config.INTRA_OP_THREADS): Promise<Stats> {
   const m = bundle.manifest;
-  const session = await ort.InferenceSession.create(composeBundle(bundle), { executionProviders: config.EXECUTION_PROVIDERS, intraOpNumThreads: config.INTRA_OP_THREADS, graphOptimizationLevel: 'all' });
-  const x = new ort.Tensor('float32', new Float32Array(batch * 3 * m.input.height * m.input.width).fill(0.5), [batch, 3, m.input.height, m.input.width]);
-  await session.run({ [m.input.name]: x });
+  const session = await ort.InferenceSession.create(composeBundle(bundle), { executionProviders: config.EXECUTION_PROVIDERS, intraOpNumThreads: intraOpThreads, graphOptimizationLevel: 'all' });
+  const x = new ort.Tensor('uint8', new Uint8Array(batch * m.input.height * m.input.width * 3).fill(128), [batch, m.input.height, m.input.width, 3]);
+  await session.run({ [PIXELS_INPUT]: x });
   const lat: number[] = [];
   const t0 = performance.now();
   while (performance.now() - t0 < seconds * 1000) {
     const t = performance.now();
-    await session.run({ [m.input.name]: x });
+    await session.run({ [PIXELS_INPUT]: x });
     lat.push(performance.now() - t);
   }
   const wall = performance.now() - t0;
@@ -79,7 +86,8 @@ async function bareSession(bundle: Bundle, batch: number): Promise<Stats> {
 
 // 2. in-process engine, saturated by `inflight` concurrent images
 async function engineRun(bundle: Bundle, include: Include[], inflight: number): Promise<Stats> {
-  const engine = await ModelEngine.create(bundle, { providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch, maxWaitMs: config.BATCH_WAIT_MS, maxQueue: 1 << 16 });
+  const engine = await ModelEngine.create(bundle, { providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch, batchTuning: config.BATCH_TUNING === 'warmup', maxWaitMs: config.BATCH_WAIT_MS, maxQueue: 1 << 16 });
+  if (!include.length) log(`  engine batches up to ${engine.status.maxBatch} (BATCH_TUNING=${config.BATCH_TUNING}; warm-up timings per image: ${engine.status.batchTimings.map((b) => `${b.batch}: ${b.msPerImage.toFixed(1)} ms`).join(', ') || 'none'})`);
   const lat: number[] = [];
   const inc = new Set(include);
   const t0 = performance.now();
@@ -130,6 +138,45 @@ async function httpRuns(bundleDir: string, name: string, concurrencies: number[]
   return { results, peakRssMiB };
 }
 
+// 5. the host path's CPU per image
+const HOST_TARGETS_MS = { scoresOnly: 2, withHeatmap: 6 };
+async function serverCpuSeconds(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const v = text.match(/^process_cpu_seconds_total (\S+)$/m)?.[1];
+  if (v === undefined) throw new Error('the server\'s /metrics has no process_cpu_seconds_total');
+  return Number(v);
+}
+async function hostCost(bundle: Bundle) {
+  const modelsDir = await mkdtemp(path.join(os.tmpdir(), 'mixdistill-host-probe-'));
+  try {
+    const name = 'host-probe';
+    await writeHostProbeBundle(bundle.manifest, modelsDir, name);
+    // One intra-op thread: a pool of ORT threads would spin between runs and bill its waiting as CPU.
+    const server = await startServer({ MODELS_DIR: modelsDir, DEFAULT_MODEL: name, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: 'cpu', INTRA_OP_THREADS: '1', QUEUE_SIZE: '4096' });
+    const { body, contentType } = multipartImage(image);
+    const amount = Math.max(200, Math.round(seconds * 50));
+    const measure = async (query: string) => {
+      const shoot = (n: number) => autocannon({ url: `${server.url}/detect${query}`, method: 'POST', body, headers: { 'content-type': contentType }, connections: 4, amount: n });
+      await shoot(50);
+      const cpu0 = await serverCpuSeconds(server.url);
+      const r = await shoot(amount);
+      const cpuMs = ((await serverCpuSeconds(server.url)) - cpu0) * 1000;
+      if (r.non2xx || r.errors || r.timeouts) throw new Error(`host probe: ${r.non2xx} non-2xx, ${r.errors + r.timeouts} errors of ${amount}`);
+      return cpuMs / amount;
+    };
+    try {
+      const result = { scoresOnly: await measure(''), withHeatmap: await measure('?include=heatmap') };
+      // The probe's own session, measured the same way as the bare sessions, so that the figure can be read net of it.
+      const probeSessionMs = 1000 / (await bareSession(await loadBundle(path.join(modelsDir, name)), 1, 1)).imagesPerSecond;
+      return { ...result, probeSessionMsPerImage: probeSessionMs, requestsPerFigure: amount };
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(modelsDir, { recursive: true, force: true });
+  }
+}
+
 // 4. PyTorch reference
 function torchReference(bundleDir: string, runs: string[]): { eager: Stats[]; torchscript: Stats[] } | { skipped: string } {
   if (!runs.length || !runs.every((run) => existsSync(path.join(run, 'config.json')))) {
@@ -149,15 +196,21 @@ function torchReference(bundleDir: string, runs: string[]): { eager: Stats[]; to
 async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
   const m = bundle.manifest;
   log(`bench: ${m.name} ${m.version}, ${m.input.width}x${m.input.height}, image ${imageMeta.width}x${imageMeta.height}, providers ${config.EXECUTION_PROVIDERS.join(',')}, ${seconds} s per measurement, MAX_BATCH ${maxBatch}`);
-  const session1 = await bareSession(bundle, 1);
-  log(`  session batch 1: ${fmt(session1)}`);
-  const sessionN = await bareSession(bundle, maxBatch);
-  log(`  session batch ${maxBatch}: ${fmt(sessionN)} (latency per batch)`);
+  const sessions: Record<string, Stats> = {};
+  for (const b of batchSizes(maxBatch)) {
+    sessions[`batch${b}`] = await bareSession(bundle, b);
+    log(`  session batch ${b}: ${fmt(sessions[`batch${b}`])}${b > 1 ? ' (latency per batch)' : ''}`);
+  }
+  const [bestSessionKey, bestSession] = Object.entries(sessions).reduce((a, b) => (b[1].imagesPerSecond > a[1].imagesPerSecond ? b : a));
   const engineBare = await engineRun(bundle, [], maxBatch * 2);
   log(`  engine, scores only: ${fmt(engineBare)}`);
   const engineHeat = await engineRun(bundle, ['heatmap'], maxBatch * 2);
   log(`  engine, with heatmap PNG: ${fmt(engineHeat)}`);
   const http = await httpRuns(bundleDir, m.name, values.concurrency!.split(',').map(Number));
+  const host = await hostCost(bundle);
+  const perCore = (ms: number) => 1000 / ms;
+  log(`  host CPU per image (probe bundle, ${host.requestsPerFigure} requests each): scores only ${host.scoresOnly.toFixed(2)} ms (target <= ${HOST_TARGETS_MS.scoresOnly}), with heatmap PNG ${host.withHeatmap.toFixed(2)} ms (target <= ${HOST_TARGETS_MS.withHeatmap}); the probe's own session ${host.probeSessionMsPerImage.toFixed(2)} ms of that`);
+  log(`  so one core feeds ${perCore(host.scoresOnly).toFixed(0)} img/s scores only, ${perCore(host.withHeatmap).toFixed(0)} with heatmaps; 16 cores, if the host work spreads over all of them: ${(16 * perCore(host.scoresOnly)).toFixed(0)} / ${(16 * perCore(host.withHeatmap)).toFixed(0)} img/s`);
   const torch = torchReference(bundleDir, runs);
   if ('skipped' in torch) log(`  PyTorch reference SKIPPED: ${torch.skipped}`);
   else log(`  PyTorch eager: ${torch.eager.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s; TorchScript frozen: ${torch.torchscript.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s (batch 1 / ${maxBatch})`);
@@ -168,22 +221,33 @@ async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
     model: { name: m.name, version: m.version },
     machine: { cpus: (await import('node:os')).availableParallelism(), providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch },
     image: { width: imageMeta.width, height: imageMeta.height },
-    session: { batch1: session1, [`batch${maxBatch}`]: sessionN },
+    session: sessions,
+    bestSessionBatch: Number(bestSessionKey.slice('batch'.length)),
     engine: { scoresOnly: engineBare, withHeatmap: engineHeat },
     http: http.results,
     torch,
     ratios: {
-      httpOverSession: saturated.stats.imagesPerSecond / sessionN.imagesPerSecond,
-      sessionOverTorchscript: bestTs ? sessionN.imagesPerSecond / bestTs : null,
+      httpOverSession: saturated.stats.imagesPerSecond / bestSession.imagesPerSecond,
+      sessionOverTorchscript: bestTs ? bestSession.imagesPerSecond / bestTs : null,
       httpP99OverP50AtSaturation: saturated.stats.p99 / saturated.stats.p50,
+    },
+    hostCpuMsPerImage: { scoresOnly: host.scoresOnly, withHeatmap: host.withHeatmap, probeSessionMsPerImage: host.probeSessionMsPerImage, requests: host.requestsPerFigure },
+    targets: {
+      httpOverSession: { target: '>= 0.9', met: saturated.stats.imagesPerSecond / bestSession.imagesPerSecond >= 0.9 },
+      hostCpuMsScoresOnly: { target: `<= ${HOST_TARGETS_MS.scoresOnly}`, met: host.scoresOnly <= HOST_TARGETS_MS.scoresOnly },
+      hostCpuMsWithHeatmap: { target: `<= ${HOST_TARGETS_MS.withHeatmap}`, met: host.withHeatmap <= HOST_TARGETS_MS.withHeatmap },
+      httpP99OverP50: { target: '<= 2', met: saturated.stats.p99 / saturated.stats.p50 <= 2 },
+      healthzP99UnderLoadMs: { target: '< 50', met: Math.max(...http.results.map((r) => r.healthz.p99)) < 50 },
     },
     saturationConcurrency: saturated.concurrency,
     healthzP99UnderLoadMs: Math.max(...http.results.map((r) => r.healthz.p99)),
     serverPeakRssMiB: http.peakRssMiB,
     benchPeakRssMiB: process.resourceUsage().maxRSS / 1024,
   };
-  console.log(JSON.stringify(report.ratios));
-  console.log(`${m.name} ${m.version}: httpOverSession ${report.ratios.httpOverSession.toFixed(2)} (HTTP at c=${saturated.concurrency} over bare session at batch ${maxBatch}); sessionOverTorchscript ${report.ratios.sessionOverTorchscript?.toFixed(2) ?? 'n/a'}; p99/p50 at saturation ${report.ratios.httpP99OverP50AtSaturation.toFixed(2)}; /healthz p99 under load ${report.healthzP99UnderLoadMs.toFixed(1)} ms; server peak RSS ${report.serverPeakRssMiB.toFixed(0)} MiB`);
+  console.log(JSON.stringify({ ...report.ratios, hostCpuMsPerImage: report.hostCpuMsPerImage }));
+  console.log(`${m.name} ${m.version}: httpOverSession ${report.ratios.httpOverSession.toFixed(2)} (HTTP at c=${saturated.concurrency} over the best bare session, batch ${report.bestSessionBatch}); hostCpuMsPerImage ${host.scoresOnly.toFixed(2)} scores only, ${host.withHeatmap.toFixed(2)} with heatmap; sessionOverTorchscript ${report.ratios.sessionOverTorchscript?.toFixed(2) ?? 'n/a'}; p99/p50 at saturation ${report.ratios.httpP99OverP50AtSaturation.toFixed(2)}; /healthz p99 under load ${report.healthzP99UnderLoadMs.toFixed(1)} ms; server peak RSS ${report.serverPeakRssMiB.toFixed(0)} MiB`);
+  const missed = Object.entries(report.targets).filter(([, t]) => !t.met).map(([k, t]) => `${k} (${t.target})`);
+  console.log(`targets: ${missed.length ? `missed ${missed.join(', ')}` : 'all met'}`);
   return report;
 }
 type Report = Awaited<ReturnType<typeof benchModel>>;
@@ -192,7 +256,7 @@ type Report = Awaited<ReturnType<typeof benchModel>>;
 function costRelativeTo(first: Report, other: Report) {
   const rate = (r: Report) => ({
     sessionBatch1: r.session.batch1.imagesPerSecond,
-    sessionMaxBatch: r.session[`batch${maxBatch}`].imagesPerSecond,
+    sessionBest: r.session[`batch${r.bestSessionBatch}`].imagesPerSecond,
     engineScoresOnly: r.engine.scoresOnly.imagesPerSecond,
     engineWithHeatmap: r.engine.withHeatmap.imagesPerSecond,
     httpAtSaturation: Math.max(...r.http.map((h) => h.stats.imagesPerSecond)),

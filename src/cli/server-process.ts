@@ -13,13 +13,13 @@ export interface ServerProcess {
 }
 
 /**
- * Starts dist/src/server.js on a random loopback port with `env` and waits until /readyz says ready. The bound
+ * Starts dist/src/main.cjs on a random loopback port with `env` and waits until /readyz says ready. The bound
  * is a deadline, not a count of tries (a busy machine answers each try slower), and generous: loading and
  * warming the default ensemble takes seconds on an idle machine and several times that on a loaded one.
  */
 export async function startServer(env: Record<string, string | undefined>, readyTimeoutMs = 300_000): Promise<ServerProcess> {
   const port = 18000 + Math.floor(Math.random() * 6000);
-  const child = spawn(process.execPath, [fromRoot('dist', 'src', 'server.js')], {
+  const child = spawn(process.execPath, [fromRoot('dist', 'src', 'main.cjs')], {
     env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

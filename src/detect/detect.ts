@@ -3,13 +3,13 @@ import type { ModelEngine } from '../engine/model-engine.js';
 import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../graph/head.js';
 import { decodeImage, type DecodedImage, type DecodeLimits } from '../image/decode.js';
 import type { ItemResult } from '../engine/batcher.js';
-import { mapPlacement, resizeForModel, toTensor } from '../image/preprocess.js';
+import { mapPlacement, resizeForModel } from '../image/preprocess.js';
 import { cropMap } from '../maps/crop.js';
 import { resizeBilinear } from '../maps/resize.js';
 import { colorize } from './colormap.js';
 import { greyPng, heatmapPng, mapPng, overlayPng } from './encode.js';
 import { connectedRegions } from './regions.js';
-import { effectiveThresholds, normalize } from './scoring.js';
+import { effectiveThresholds, normalize, normalizeMap } from './scoring.js';
 
 export const INCLUDES = ['heatmap', 'overlay', 'mask', 'map', 'regions', 'paths'] as const;
 export type Include = (typeof INCLUDES)[number];
@@ -91,15 +91,14 @@ export interface Scored {
 /** decode -> preprocess -> infer: the part of the request path that the evaluation command shares. */
 export async function scoreImage(engine: ModelEngine, bytes: Buffer, index: number, limits: DecodeLimits): Promise<Scored> {
   const m = engine.manifest;
-  const { width: W, height: H } = m.input;
   const t0 = performance.now();
   const image = await decodeImage(bytes, limits, index);
   const decode = since(t0);
   const t1 = performance.now();
+  // Scaling and the intensity remap run inside the composed graph (src/graph/preprocess.ts).
   const rgb = await resizeForModel(image, m.input, index);
-  const tensor = toTensor(rgb, W, H, m.input.scaling, m.input.channelOrder, undefined, 0, m.input.normalizeIntensity);
   const preprocess = since(t1);
-  const inferred = await engine.infer(tensor);
+  const inferred = await engine.infer(rgb);
   return {
     image,
     outputs: inferred.outputs,
@@ -141,11 +140,15 @@ export async function detectImage(
   };
   const inc = opts.include;
   const needHeat = inc.has('heatmap') || inc.has('overlay') || opts.wantPng;
-  const scaledBy = (c: { low: number; threshold: number }) => Float32Array.from(map, (v) => normalize(v, c));
   // Heatmap colours follow the threshold in force for this request; the grey map stays on the calibrated
   // scale (0.5 = calibrated pixel threshold) so that clients can apply any sensitivity themselves.
-  const heatRgb = needHeat ? colorize(scaledBy({ low: cal.pixel.low, threshold: th.pixel })) : undefined;
-  const grey = inc.has('map') ? Uint8Array.from(scaledBy(cal.pixel), (v) => Math.round(v * 255)) : undefined;
+  const heatRgb = needHeat ? colorize(normalizeMap(map, { low: cal.pixel.low, threshold: th.pixel })) : undefined;
+  let grey: Uint8Array | undefined;
+  if (inc.has('map')) {
+    const scaled = normalizeMap(map, cal.pixel);
+    grey = new Uint8Array(scaled.length);
+    for (let i = 0; i < scaled.length; i++) grey[i] = Math.round(scaled[i] * 255);
+  }
   let mask: Uint8Array | undefined;
   if (inc.has('mask')) {
     mask = new Uint8Array(map.length);

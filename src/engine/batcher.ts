@@ -7,7 +7,7 @@ export interface BatcherOptions {
   maxWaitMs: number;
   /** Images waiting for a worker; beyond it, requests are refused with 503. */
   maxQueue: number;
-  /** Floats in one image tensor. */
+  /** Bytes of one image's pixels (H x W x 3). */
   itemSize: number;
   /** Batch sizes a run may use; a smaller batch is padded up to the next one (fixed shapes keep GPU arenas stable). */
   batchSizes?: number[];
@@ -23,7 +23,7 @@ export interface ItemResult {
 }
 
 interface Item {
-  tensor: Float32Array;
+  pixels: Uint8Array;
   enqueued: number;
   resolve: (r: ItemResult) => void;
   reject: (e: Error) => void;
@@ -50,12 +50,12 @@ export class Batcher {
     return this.queue.length;
   }
 
-  submit(tensor: Float32Array): Promise<ItemResult> {
-    if (tensor.length !== this.opts.itemSize) return Promise.reject(new RangeError(`tensor of ${tensor.length} floats, expected ${this.opts.itemSize}`));
+  submit(pixels: Uint8Array): Promise<ItemResult> {
+    if (pixels.length !== this.opts.itemSize) return Promise.reject(new RangeError(`image of ${pixels.length} bytes, expected ${this.opts.itemSize}`));
     if (this.closing) return Promise.reject(new ApiError(503, 'MODEL_NOT_READY', 'the model is being unloaded', { 'retry-after': '1' }));
     if (this.queue.length >= this.opts.maxQueue) return Promise.reject(new OverloadedError(1));
     return new Promise((resolve, reject) => {
-      this.queue.push({ tensor, enqueued: performance.now(), resolve, reject });
+      this.queue.push({ pixels, enqueued: performance.now(), resolve, reject });
       this.pump();
     });
   }
@@ -104,8 +104,8 @@ export class Batcher {
     const n = items.length;
     const runN = this.runSize(n);
     const size = this.opts.itemSize;
-    const input = new Float32Array(runN * size);
-    items.forEach((it, i) => input.set(it.tensor, i * size));
+    const input = new Uint8Array(runN * size);
+    items.forEach((it, i) => input.set(it.pixels, i * size));
     const start = performance.now();
     this.inflight++;
     this.pool.run(input, runN).finally(() => this.inflight--).then(

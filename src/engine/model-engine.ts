@@ -1,6 +1,8 @@
 import type { Bundle } from '../bundle/load.js';
 import type { Manifest } from '../bundle/manifest.js';
 import { composeBundle } from '../graph/compose.js';
+import { PIXELS_INPUT } from '../graph/preprocess.js';
+import { chooseMaxBatch } from './batch-choice.js';
 import { Batcher, type ItemResult } from './batcher.js';
 import { InferencePool, type PoolStatus } from './pool.js';
 
@@ -9,6 +11,8 @@ export interface EngineOptions {
   workers: number;
   intraOpThreads: number;
   maxBatch: number;
+  /** Time the batch sizes at warm-up and form batches only as large as pays (batch-choice.ts); else up to maxBatch. */
+  batchTuning?: boolean;
   maxWaitMs: number;
   maxQueue: number;
   onBatch?: (model: string, size: number, ms: number) => void;
@@ -33,38 +37,42 @@ export class ModelEngine {
     readonly dir: string,
     private readonly pool: InferencePool,
     private readonly batcher: Batcher,
-    readonly status: PoolStatus,
+    /** The pool's status and the largest batch this engine forms. */
+    readonly status: PoolStatus & { maxBatch: number },
   ) {}
 
   static async create(bundle: Bundle, opts: EngineOptions): Promise<ModelEngine> {
     const m = bundle.manifest;
     const model = composeBundle(bundle);
-    const imageShape: [number, number, number] = [3, m.input.height, m.input.width];
+    const imageShape: [number, number, number] = [m.input.height, m.input.width, 3];
     const gpu = opts.providers[0] !== 'cpu';
     const sizes = batchSizes(opts.maxBatch);
     const pool = await InferencePool.start(
       {
         model,
-        inputName: m.input.name,
+        inputName: PIXELS_INPUT,
         imageShape,
         providers: opts.providers,
         intraOpThreads: opts.intraOpThreads,
-        warmupBatches: gpu ? sizes : [1, opts.maxBatch].filter((v, i, a) => a.indexOf(v) === i),
+        warmupBatches: gpu || opts.batchTuning ? sizes : [1, opts.maxBatch].filter((v, i, a) => a.indexOf(v) === i),
+        timedBatches: opts.batchTuning ? sizes : [],
+        timedRuns: 3,
       },
       opts.workers,
     );
+    const maxBatch = opts.batchTuning ? chooseMaxBatch(pool.status.batchTimings) : opts.maxBatch;
     // Padding only pays where shapes cost memory (GPU arenas); on CPU it would waste compute.
     const padded = pool.status.provider !== 'cpu';
     const batcher = new Batcher(pool, {
-      maxBatch: opts.maxBatch,
+      maxBatch,
       maxWaitMs: opts.maxWaitMs,
       maxQueue: opts.maxQueue,
       itemSize: imageShape[0] * imageShape[1] * imageShape[2],
-      batchSizes: padded ? sizes : undefined,
+      batchSizes: padded ? batchSizes(maxBatch) : undefined,
       onBatch: (size, ms) => opts.onBatch?.(m.name, size, ms),
     });
     pool.on('worker-lost', (why: string) => opts.onWorkerLost?.(m.name, why));
-    return new ModelEngine(m, bundle.dir, pool, batcher, pool.status);
+    return new ModelEngine(m, bundle.dir, pool, batcher, { ...pool.status, maxBatch });
   }
 
   get queueDepth(): number {
@@ -76,8 +84,9 @@ export class ModelEngine {
     return this.holders;
   }
 
-  infer(tensor: Float32Array): Promise<ItemResult> {
-    return this.batcher.submit(tensor);
+  /** One image's pixels at the model's input size, 8-bit RGB interleaved (what resizeForModel gives). */
+  infer(pixels: Uint8Array): Promise<ItemResult> {
+    return this.batcher.submit(pixels);
   }
 
   /** Runs a request's work on this engine; close() waits for such work first. */

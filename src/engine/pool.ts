@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import type { BatchTiming } from './batch-choice.js';
 import type { EpFailure, FromWorker, RunRequest, WorkerInit } from './messages.js';
 
 export type Outputs = Record<string, { data: Float32Array; dims: number[] }>;
@@ -8,6 +9,8 @@ export interface PoolStatus {
   provider: string;
   warmupMs: number;
   fallbacks: EpFailure[];
+  /** Time per image at each timed batch size (the first worker's; they share the machine). */
+  batchTimings: BatchTiming[];
 }
 
 interface Slot {
@@ -39,7 +42,7 @@ function spawn(init: WorkerInit): Promise<{ worker: Worker; status: PoolStatus }
     }
     function started(msg: FromWorker) {
       detach();
-      if (msg.type === 'ready') resolve({ worker, status: { provider: msg.provider, warmupMs: msg.warmupMs, fallbacks: msg.fallbacks } });
+      if (msg.type === 'ready') resolve({ worker, status: { provider: msg.provider, warmupMs: msg.warmupMs, fallbacks: msg.fallbacks, batchTimings: msg.batchTimings } });
       else if (msg.type === 'failed') fail(new Error(`${msg.error}: ${msg.fallbacks.map((f) => `${f.provider}: ${f.error}`).join('; ')}`));
       else fail(new Error(`unexpected message ${msg.type} from a starting worker`));
     }
@@ -128,7 +131,7 @@ export class InferencePool extends EventEmitter {
   }
 
   /** Runs one batch on an idle worker; the caller checks `idle` first. The input buffer is transferred. */
-  run(input: Float32Array, batch: number): Promise<{ outputs: Outputs; ms: number }> {
+  run(input: Uint8Array, batch: number): Promise<{ outputs: Outputs; ms: number }> {
     const slot = this.slots.find((s) => !s.busy);
     if (!slot) return Promise.reject(new Error('no idle inference worker'));
     slot.busy = true;

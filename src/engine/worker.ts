@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { median } from './batch-choice.js';
 import type { EpFailure, FromWorker, RunRequest, WorkerInit } from './messages.js';
 
 const init = workerData as WorkerInit;
@@ -30,8 +31,8 @@ async function createSession(): Promise<{ session: ort.InferenceSession; provide
   throw Object.assign(new Error('no execution provider could load the model'), { fallbacks });
 }
 
-function feeds(input: Float32Array, batch: number): Record<string, ort.Tensor> {
-  return { [init.inputName]: new ort.Tensor('float32', input, [batch, ...init.imageShape]) };
+function feeds(input: Uint8Array, batch: number): Record<string, ort.Tensor> {
+  return { [init.inputName]: new ort.Tensor('uint8', input, [batch, ...init.imageShape]) };
 }
 
 async function main(): Promise<void> {
@@ -45,8 +46,19 @@ async function main(): Promise<void> {
   const { session, provider, fallbacks } = ready;
   const size = init.imageShape.reduce((a, b) => a * b, 1);
   const t0 = performance.now();
-  for (const b of init.warmupBatches) await session.run(feeds(new Float32Array(size * b), b));
-  post({ type: 'ready', provider, warmupMs: performance.now() - t0, fallbacks });
+  for (const b of init.warmupBatches) await session.run(feeds(new Uint8Array(size * b), b));
+  // Round-robin over the sizes, so that a slow stretch of the machine does not fall on one size only.
+  const times = new Map<number, number[]>(init.timedBatches.map((b) => [b, []]));
+  for (let r = 0; r < init.timedRuns; r++) {
+    for (const b of init.timedBatches) {
+      const x = feeds(new Uint8Array(size * b).fill(128), b);
+      const t = performance.now();
+      await session.run(x);
+      times.get(b)!.push(performance.now() - t);
+    }
+  }
+  const batchTimings = [...times].map(([batch, ms]) => ({ batch, msPerImage: median(ms) / batch }));
+  post({ type: 'ready', provider, warmupMs: performance.now() - t0, fallbacks, batchTimings });
 
   port.on('message', async (req: RunRequest) => {
     try {

@@ -2,12 +2,14 @@ import onnxProto from 'onnx-proto';
 import type { Bundle } from '../bundle/load.js';
 import { GraphBuilder } from './builder.js';
 import { buildHead, OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from './head.js';
+import { buildPreprocess, PIXELS_INPUT } from './preprocess.js';
 
 const { onnx } = onnxProto;
 type IGraph = onnxProto.onnx.IGraphProto;
 type IModel = onnxProto.onnx.IModelProto;
 type IValueInfo = onnxProto.onnx.IValueInfoProto;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const UINT8 = onnx.TensorProto.DataType.UINT8;
 const AT = onnx.AttributeProto.AttributeType;
 
 function defaultOpset(model: IModel): number {
@@ -29,17 +31,17 @@ function prefixed(graph: IGraph, prefix: string, input: string) {
   };
 }
 
-function tensorInfo(name: string, dims: (number | string)[]): IValueInfo {
+function tensorInfo(name: string, dims: (number | string)[], elemType: number = FLOAT): IValueInfo {
   return {
     name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   };
 }
 
 /**
- * One graph for one run per batch: teacher and student share the input, the discrepancy head turns their
- * features into maps and scores, and only those leave the graph (the Node binding has no device tensors,
- * so anything else would cross PCIe on a GPU node).
+ * One graph for one run per batch: 8-bit pixels in, the preprocessing makes the model's float input, teacher and
+ * student share it, the discrepancy head turns their features into maps and scores, and only those leave the
+ * graph (the Node binding has no device tensors, so anything else would cross PCIe on a GPU node).
  */
 export function composeBundle(bundle: Bundle): Uint8Array {
   const { manifest: m, teacher, student } = bundle;
@@ -51,6 +53,8 @@ export function composeBundle(bundle: Bundle): Uint8Array {
   const input = m.input.name;
   const t = prefixed(teacher.graph!, 'teacher/', input);
   const s = prefixed(student.graph!, 'student/', input);
+  const pre = new GraphBuilder('pre/', opset);
+  buildPreprocess(pre, m.input, PIXELS_INPUT, input);
   const g = new GraphBuilder('head/', opset);
   const outputs = buildHead(g, m, { teacher: (n) => `teacher/${n}`, student: (n) => `student/${n}` });
 
@@ -78,10 +82,10 @@ export function composeBundle(bundle: Bundle): Uint8Array {
     opsetImport: [...domains].map(([domain, version]) => ({ domain, version })),
     graph: {
       name: `${m.name}-${m.version}`,
-      input: [tensorInfo(input, ['batch', 3, m.input.height, m.input.width])],
+      input: [tensorInfo(PIXELS_INPUT, ['batch', m.input.height, m.input.width, 3], UINT8)],
       output: graphOutputs,
-      node: [...t.nodes, ...s.nodes, ...g.nodes],
-      initializer: [...t.initializers, ...s.initializers, ...g.initializers],
+      node: [...pre.nodes, ...t.nodes, ...s.nodes, ...g.nodes],
+      initializer: [...pre.initializers, ...t.initializers, ...s.initializers, ...g.initializers],
       valueInfo: [...t.valueInfo, ...s.valueInfo],
     },
   };

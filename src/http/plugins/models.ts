@@ -25,6 +25,7 @@ export default fp(async function models(app: FastifyInstance, opts: { config: Co
       workers: c.WORKERS,
       intraOpThreads: c.INTRA_OP_THREADS,
       maxBatch: c.MAX_BATCH,
+      batchTuning: c.BATCH_TUNING === 'warmup',
       maxWaitMs: c.BATCH_WAIT_MS,
       maxQueue: c.QUEUE_SIZE,
       onBatch: (model, size) => m.batchSize.observe({ model }, size),
