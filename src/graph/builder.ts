@@ -68,8 +68,8 @@ export class GraphBuilder {
     return outputs;
   }
 
-  /** ReduceMax/ReduceMean take axes as an attribute before opset 18 and as an input from 18 on. */
-  reduce(opType: 'ReduceMax' | 'ReduceMean' | 'ReduceSum', x: string, axes: number[], keepdims: 0 | 1, output?: string): string {
+  /** ReduceMax/ReduceMean/ReduceSumSquare take axes as an attribute before opset 18 and as an input from 18 on. */
+  reduce(opType: 'ReduceMax' | 'ReduceMean' | 'ReduceSum' | 'ReduceSumSquare', x: string, axes: number[], keepdims: 0 | 1, output?: string): string {
     const asInput = opType === 'ReduceSum' ? this.opset >= 13 : this.opset >= 18;
     return asInput
       ? this.op(opType, [x, this.ints(axes, 'axes')], { keepdims }, output)

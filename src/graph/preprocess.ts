@@ -9,25 +9,30 @@ export const PIXELS_INPUT = 'pixels';
  * optional per-image intensity remap (all channels together: p' = p * gain + bias, gain = target std / std, 1 for
  * a flat image), channel order, x[c] = (p' * scale - mean[c]) / std[c], HWC -> CHW. In the graph rather than on
  * the main thread, a quarter of the bytes cross to the worker (and, on GPU nodes, to the device), and the per-pixel
- * loop runs where the session's threads are.
+ * work runs where the session's threads are.
+ *
+ * Every full-size pass costs CPU on a CPU node, so the layout change is done on the bytes (a quarter of the
+ * memory), and remap and scaling are folded into one multiply-add per pixel with per-image, per-channel
+ * coefficients computed on [N,1,1,1] and [1,3,1,1] tensors.
  */
 export function buildPreprocess(g: GraphBuilder, input: InputSpec, pixels: string, output: string): string {
-  let x = g.op('Cast', [pixels], { to: 1 /* FLOAT */ });
-  const ni = input.normalizeIntensity;
-  if (ni) {
-    const mean = g.reduce('ReduceMean', x, [1, 2, 3], 1);
-    const centred = g.op('Sub', [x, mean]);
-    // Two passes (mean, then the centred squares): E[x^2] - E[x]^2 loses digits in float32 on near-flat images.
-    const std = g.op('Sqrt', [g.reduce('ReduceMean', g.op('Mul', [centred, centred]), [1, 2, 3], 1)]);
-    const flat = g.op('Greater', [std, g.scalar(1e-3, 'flat_std')]);
-    const gain = g.op('Where', [flat, g.op('Div', [g.scalar(ni.std, 'target_std'), std]), g.scalar(1, 'unit_gain')]);
-    // p * gain + (target mean - mean * gain) = (p - mean) * gain + target mean
-    x = g.op('Add', [g.op('Mul', [centred, gain]), g.scalar(ni.mean, 'target_mean')]);
-  }
-  if (input.channelOrder === 'BGR') x = g.op('Gather', [x, g.ints([2, 1, 0], 'bgr')], { axis: 3 });
+  let bytes = g.op('Transpose', [pixels], { perm: [0, 3, 1, 2] });
+  if (input.channelOrder === 'BGR') bytes = g.op('Gather', [bytes, g.ints([2, 1, 0], 'bgr')], { axis: 1 });
+  const x = g.op('Cast', [bytes], { to: 1 /* FLOAT */ });
   const { scale, mean, std } = input.scaling;
-  const mul = g.floats([0, 1, 2].map((c) => scale / std[c]), [1, 1, 1, 3], 'scale');
-  const add = g.floats([0, 1, 2].map((c) => -mean[c] / std[c]), [1, 1, 1, 3], 'shift');
-  x = g.op('Add', [g.op('Mul', [x, mul]), add]);
-  return g.op('Transpose', [x], { perm: [0, 3, 1, 2] }, output);
+  const scaleC = g.floats([0, 1, 2].map((c) => scale / std[c]), [1, 3, 1, 1], 'scale');
+  const shiftC = g.floats([0, 1, 2].map((c) => -mean[c] / std[c]), [1, 3, 1, 1], 'shift');
+  const ni = input.normalizeIntensity;
+  if (!ni) return g.op('Add', [g.op('Mul', [x, scaleC]), shiftC], {}, output);
+
+  const n = 3 * input.width * input.height;
+  const mu = g.reduce('ReduceMean', x, [1, 2, 3], 1);
+  // Two passes (the mean, then the centred squares): E[x^2] - E[x]^2 loses digits in float32 on near-flat images.
+  const sumSq = g.reduce('ReduceSumSquare', g.op('Sub', [x, mu]), [1, 2, 3], 1);
+  const sd = g.op('Sqrt', [g.op('Div', [sumSq, g.scalar(n, 'count')])]);
+  const gain = g.op('Where', [g.op('Greater', [sd, g.scalar(1e-3, 'flat_std')]), g.op('Div', [g.scalar(ni.std, 'target_std'), sd]), g.scalar(1, 'unit_gain')]);
+  // (p * gain + target mean - mu * gain) * scaleC + shiftC = p * a + b, a and b per image and channel.
+  const a = g.op('Mul', [gain, scaleC]);
+  const b = g.op('Add', [g.op('Mul', [g.op('Sub', [g.scalar(ni.mean, 'target_mean'), g.op('Mul', [mu, gain])]), scaleC]), shiftC]);
+  return g.op('Add', [g.op('Mul', [x, a]), b], {}, output);
 }
