@@ -17,7 +17,7 @@ function attribute(name: string, v: AttrValue | { float: number }): IAttr {
   return { name, type: AT.INT, i: v };
 }
 
-const bytesOf = (a: Float32Array | BigInt64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const bytesOf = (a: Float32Array | Float64Array | BigInt64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** Appends ONNX nodes and constants with unique names under a prefix. */
 export class GraphBuilder {
@@ -34,6 +34,13 @@ export class GraphBuilder {
   floats(values: number[] | Float32Array, dims: number[], hint = 'const'): string {
     const name = this.fresh(hint);
     this.initializers.push({ name, dataType: onnx.TensorProto.DataType.FLOAT, dims, rawData: bytesOf(Float32Array.from(values)) });
+    return name;
+  }
+
+  /** float64 constants, for statistics that float32 accumulates too coarsely (sums over a whole image). */
+  doubles(values: number[], dims: number[], hint = 'const64'): string {
+    const name = this.fresh(hint);
+    this.initializers.push({ name, dataType: onnx.TensorProto.DataType.DOUBLE, dims, rawData: bytesOf(Float64Array.from(values)) });
     return name;
   }
 
