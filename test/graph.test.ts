@@ -9,7 +9,7 @@ import { composeBundle } from '../src/graph/compose.js';
 import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../src/graph/head.js';
 import { decodeImage } from '../src/image/decode.js';
 import { resizeForModel, toTensor, type InputSpec } from '../src/image/preprocess.js';
-import { GraphBuilder } from '../src/graph/builder.js';
+import { DataType, GraphBuilder, tensorInfo } from '../src/graph/builder.js';
 import { buildPreprocess, PIXELS_INPUT } from '../src/graph/preprocess.js';
 import { cosineDistanceMap } from '../src/maps/cosine.js';
 import { fuseMaps, reduceScore } from '../src/maps/fuse.js';
@@ -106,10 +106,9 @@ async function preprocessDiff(input: InputSpec, pixels: Uint8Array, batch: numbe
   const { width: W, height: H } = input;
   const g = new GraphBuilder('', 17);
   buildPreprocess(g, input, 'pixels', 'x');
-  const info = (name: string, elemType: number, dims: number[]) => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
   const model = onnxProto.onnx.ModelProto.encode(onnxProto.onnx.ModelProto.create({
     irVersion: 8, opsetImport: [{ domain: '', version: 17 }],
-    graph: { name: 'pre', input: [info('pixels', 2, [batch, H, W, 3])], output: [info('x', 1, [batch, 3, H, W])], node: g.nodes, initializer: g.initializers },
+    graph: { name: 'pre', input: [tensorInfo('pixels', [batch, H, W, 3], DataType.UINT8)], output: [tensorInfo('x', [batch, 3, H, W])], node: g.nodes, initializer: g.initializers },
   })).finish();
   const got = (await (await ort.InferenceSession.create(model)).run({ pixels: new ort.Tensor('uint8', pixels, [batch, H, W, 3]) })).x.data as Float32Array;
   const want = new Float32Array(batch * 3 * H * W);

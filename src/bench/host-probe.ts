@@ -8,10 +8,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import type { Manifest } from '../bundle/manifest.js';
-import { GraphBuilder } from '../graph/builder.js';
+import { GraphBuilder, tensorInfo } from '../graph/builder.js';
 
 const { onnx } = onnxProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const OPSET = 17;
 const STRIDE = 8;
 const TAP = 'pool8';
@@ -21,18 +20,14 @@ function pooling(inputName: string, width: number, height: number, student: bool
   let x = g.op('AveragePool', [inputName], { kernel_shape: [STRIDE, STRIDE], strides: [STRIDE, STRIDE] }, student ? undefined : TAP);
   // The student differs from the teacher per channel, so that the cosine maps are not identically zero.
   if (student) x = g.op('Mul', [x, g.floats([1, 1.25, 0.8], [1, 3, 1, 1], 'tint')], {}, `direct.${TAP}`);
-  const info = (name: string, dims: (number | string)[]) => ({
-    name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  });
   const model = {
     irVersion: 8,
     producerName: 'mixdistill-bench',
     opsetImport: [{ domain: '', version: OPSET }],
     graph: {
       name: student ? 'probe-student' : 'probe-teacher',
-      input: [info(inputName, ['batch', 3, height, width])],
-      output: [info(student ? `direct.${TAP}` : TAP, ['batch', 3, height / STRIDE, width / STRIDE])],
+      input: [tensorInfo(inputName, ['batch', 3, height, width])],
+      output: [tensorInfo(student ? `direct.${TAP}` : TAP, ['batch', 3, height / STRIDE, width / STRIDE])],
       node: g.nodes,
       initializer: g.initializers,
     },

@@ -17,6 +17,17 @@ function attribute(name: string, v: AttrValue | { float: number }): IAttr {
   return { name, type: AT.INT, i: v };
 }
 
+/** ONNX element types, for Cast targets and value infos. */
+export const DataType = onnx.TensorProto.DataType;
+
+/** A graph input's or output's value info: a tensor of `elemType` (float by default), numeric or named dimensions. */
+export function tensorInfo(name: string, dims: (number | string)[], elemType: number = DataType.FLOAT): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  };
+}
+
 const bytesOf = (a: Float32Array | Float64Array | BigInt64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** Appends ONNX nodes and constants with unique names under a prefix. */

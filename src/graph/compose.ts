@@ -1,15 +1,12 @@
 import onnxProto from 'onnx-proto';
 import type { Bundle } from '../bundle/load.js';
-import { GraphBuilder } from './builder.js';
+import { DataType, GraphBuilder, tensorInfo } from './builder.js';
 import { buildHead, OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from './head.js';
 import { buildPreprocess, PIXELS_INPUT } from './preprocess.js';
 
 const { onnx } = onnxProto;
 type IGraph = onnxProto.onnx.IGraphProto;
 type IModel = onnxProto.onnx.IModelProto;
-type IValueInfo = onnxProto.onnx.IValueInfoProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const UINT8 = onnx.TensorProto.DataType.UINT8;
 const AT = onnx.AttributeProto.AttributeType;
 
 function defaultOpset(model: IModel): number {
@@ -28,13 +25,6 @@ function prefixed(graph: IGraph, prefix: string, input: string) {
     nodes: (graph.node ?? []).map((n) => ({ ...n, name: prefix + (n.name ?? ''), input: (n.input ?? []).map(rename), output: (n.output ?? []).map(rename) })),
     initializers: (graph.initializer ?? []).map((t) => ({ ...t, name: rename(t.name) })),
     valueInfo: (graph.valueInfo ?? []).map((v) => ({ ...v, name: rename(v.name) })),
-  };
-}
-
-function tensorInfo(name: string, dims: (number | string)[], elemType: number = FLOAT): IValueInfo {
-  return {
-    name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   };
 }
 
@@ -82,7 +72,7 @@ export function composeBundle(bundle: Bundle): Uint8Array {
     opsetImport: [...domains].map(([domain, version]) => ({ domain, version })),
     graph: {
       name: `${m.name}-${m.version}`,
-      input: [tensorInfo(PIXELS_INPUT, ['batch', m.input.height, m.input.width, 3], UINT8)],
+      input: [tensorInfo(PIXELS_INPUT, ['batch', m.input.height, m.input.width, 3], DataType.UINT8)],
       output: graphOutputs,
       node: [...pre.nodes, ...t.nodes, ...s.nodes, ...g.nodes],
       initializer: [...pre.initializers, ...t.initializers, ...s.initializers, ...g.initializers],

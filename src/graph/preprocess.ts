@@ -1,11 +1,8 @@
 import type { InputSpec } from '../image/preprocess.js';
-import type { GraphBuilder } from './builder.js';
+import { DataType, type GraphBuilder } from './builder.js';
 
 /** The composed graph's input: the resized image's 8-bit pixels as sharp gives them, [N, H, W, 3] RGB. */
 export const PIXELS_INPUT = 'pixels';
-
-const FLOAT = 1;
-const DOUBLE = 11;
 
 /**
  * The model's float input from 8-bit pixels, as ONNX nodes (mirrors toTensor in src/image/preprocess.ts):
@@ -22,7 +19,7 @@ const DOUBLE = 11;
 export function buildPreprocess(g: GraphBuilder, input: InputSpec, pixels: string, output: string): string {
   let bytes = g.op('Transpose', [pixels], { perm: [0, 3, 1, 2] });
   if (input.channelOrder === 'BGR') bytes = g.op('Gather', [bytes, g.ints([2, 1, 0], 'bgr')], { axis: 1 });
-  const x = g.op('Cast', [bytes], { to: FLOAT });
+  const x = g.op('Cast', [bytes], { to: DataType.FLOAT });
   const { scale, mean, std } = input.scaling;
   const perChannel = [0, 1, 2];
   const ni = input.normalizeIntensity;
@@ -33,7 +30,7 @@ export function buildPreprocess(g: GraphBuilder, input: InputSpec, pixels: strin
   }
   // As toTensor: mean and std over all pixels and channels, std = sqrt(max(E[p^2] - mean^2, 0)), exact enough in
   // float64 (the sums are of integers below 2^53).
-  const xd = g.op('Cast', [bytes], { to: DOUBLE });
+  const xd = g.op('Cast', [bytes], { to: DataType.DOUBLE });
   const n = g.doubles([3 * input.width * input.height], [], 'count');
   const mu = g.op('Div', [g.reduce('ReduceSum', xd, [1, 2, 3], 1), n]);
   const meanSq = g.op('Div', [g.reduce('ReduceSumSquare', xd, [1, 2, 3], 1), n]);
@@ -42,7 +39,7 @@ export function buildPreprocess(g: GraphBuilder, input: InputSpec, pixels: strin
   // (p * gain + target mean - mean * gain) * scale_c + shift_c = p * a + b, a and b per image and channel.
   const scaleC = g.doubles(perChannel.map((c) => scale / std[c]), [1, 3, 1, 1], 'scale');
   const shiftC = g.doubles(perChannel.map((c) => -mean[c] / std[c]), [1, 3, 1, 1], 'shift');
-  const a = g.op('Cast', [g.op('Mul', [gain, scaleC])], { to: FLOAT });
-  const b = g.op('Cast', [g.op('Add', [g.op('Mul', [g.op('Sub', [g.doubles([ni.mean], [], 'target_mean'), g.op('Mul', [mu, gain])]), scaleC]), shiftC])], { to: FLOAT });
+  const a = g.op('Cast', [g.op('Mul', [gain, scaleC])], { to: DataType.FLOAT });
+  const b = g.op('Cast', [g.op('Add', [g.op('Mul', [g.op('Sub', [g.doubles([ni.mean], [], 'target_mean'), g.op('Mul', [mu, gain])]), scaleC]), shiftC])], { to: DataType.FLOAT });
   return g.op('Add', [g.op('Mul', [x, a]), b], {}, output);
 }
