@@ -50,6 +50,14 @@ t.test('findCategories: data set / category folders, a category given directly, 
   });
   t.same((await findCategories(path.join(root, 'beta'))).map((c) => c.name), ['beta'], 'a category folder is a suite of one');
 
+  const splits = path.join(root, 'splits');
+  await mkdir(splits);
+  await writeFile(path.join(splits, 'beta.json'), JSON.stringify({ validation: { good: ['0'] } }));
+  await writeFile(path.join(splits, 'gamma.json'), JSON.stringify({ validation: { good: ['0'] } }));
+  t.same(Object.fromEntries((await findCategories(root, splits)).map((c) => [c.name, c.splitFile && path.relative(root, c.splitFile)])), {
+    alpha: path.join('setA', 'split_test.json'), beta: path.join('splits', 'beta.json'), gamma: path.join('splits', 'gamma.json'),
+  }, 'a file in the splits folder comes before one with the data; the others keep theirs');
+
   await category(path.join(root, 'setB', 'alpha'), 4, 1);
   await t.rejects(findCategories(root), /named alike under .* \(alpha\)/);
 });

@@ -2,7 +2,7 @@
  * npm run eval -- --model <bundle dir or name> --data <MVTec-layout category dir> [--split <file> --part validation|test]
  *                 [--out <dir>] [--update-card]
  * npm run eval -- --suite <folder of categories> --models <folder of bundles, each named like its category>
- *                 [--part validation|test] [--out <dir>]
+ *                 [--part validation|test] [--splits <folder of <category>.json>] [--out <dir>]
  *
  * --split names a declared validation part of the test split (e.g. ../shared/datasets/mtd/split_test.json);
  * --part validation scores only the images it lists (for choices), --part test all the others (for reporting).
@@ -10,7 +10,8 @@
  * reports image AUROC, pixel AUROC, AUPRO (FPR <= 0.3), image F1 at the calibrated threshold and F1-max,
  * overall and per defect type. Writes report.json and summary.md.
  * --suite does that for every category under a folder (with --part, each category's split_test.json where it
- * has one, beside it or one level up; the whole test split where it has none) and adds one table of them all
+ * has one, beside it or one level up, or <category>.json in --splits, which comes first; the whole test split
+ * where it has none) and adds one table of them all
  * with their mean (suite.json, summary.md).
  */
 import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
@@ -25,7 +26,7 @@ import { parseCli } from './args.js';
 
 const USAGE = [
   'usage: npm run eval -- --model <bundle dir or name> --data <category dir> [--split <split_test.json> --part validation|test] [--out dir] [--update-card]',
-  '       npm run eval -- --suite <folder of categories> --models <folder of bundles, each named (folder and manifest) like its category> [--part validation|test] [--out dir]',
+  '       npm run eval -- --suite <folder of categories> --models <folder of bundles, each named (folder and manifest) like its category> [--part validation|test] [--splits models/splits] [--out dir]',
 ].join('\n');
 const values = parseCli(
   {
@@ -37,6 +38,7 @@ const values = parseCli(
     'update-card': { type: 'boolean', default: false },
     suite: { type: 'string' },
     models: { type: 'string' },
+    splits: { type: 'string' },
   },
   USAGE,
 );
@@ -57,7 +59,8 @@ async function suite(root: string) {
   if (values.model !== undefined || values.data !== undefined || values.split !== undefined || values['update-card']) {
     refuse('--suite takes --models and --part (each category\'s own split), not --model, --data, --split or --update-card');
   }
-  const categories = await findCategories(root);
+  if (values.splits !== undefined && !(await isDir(values.splits))) refuse(`--splits ${values.splits} is not a folder`);
+  const categories = await findCategories(root, values.splits);
   if (!categories.length) refuse(`no category (a folder with train/good and test/good) under ${root}`);
   // Every bundle is loaded before anything is scored: a missing or broken one fails in seconds, not after an hour.
   const bundles = new Map<string, Bundle>();
@@ -94,7 +97,7 @@ async function suite(root: string) {
 async function single() {
   if (values.model === undefined || values.data === undefined) refuse(`missing ${[values.model === undefined && '--model', values.data === undefined && '--data'].filter(Boolean).join(', ')}`);
   if ((values.split === undefined) !== (part === undefined)) refuse(`--split and --part go together, --part being ${PARTS.join(' or ')}`);
-  if (values.models !== undefined) refuse('--models goes with --suite');
+  if (values.models !== undefined || values.splits !== undefined) refuse('--models and --splits go with --suite');
   const bundleDir = (await isDir(values.model!)) ? values.model! : path.join(config.MODELS_DIR, values.model!);
   const bundle = await loadBundle(bundleDir);
   const out = values.out ?? path.join('out', 'eval', `${bundle.manifest.name}-${path.basename(path.resolve(values.data!))}${part ? `-${part}` : ''}`);

@@ -12,7 +12,7 @@ export interface SuiteCategory {
   name: string;
   /** The category folder. */
   data: string;
-  /** A declared split of its test images (split_test.json in the category folder or the one above), if any. */
+  /** A declared split of its test images (<name>.json in --splits, else split_test.json in the category folder or the one above), if any. */
   splitFile?: string;
 }
 
@@ -20,8 +20,12 @@ const isDir = (p: string) => stat(p).then((s) => s.isDirectory(), () => false);
 const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
 const isCategory = async (dir: string) => (await isDir(path.join(dir, 'train', 'good'))) && isDir(path.join(dir, 'test', 'good'));
 
-/** The categories at most two levels below `root` (data set / category), or `root` itself if it is one. */
-export async function findCategories(root: string): Promise<SuiteCategory[]> {
+/**
+ * The categories at most two levels below `root` (data set / category), or `root` itself if it is one. A split
+ * file `<category>.json` in `splitsDir` (e.g. models/splits, declared for data sets that ship none) comes before
+ * one that lies with the data.
+ */
+export async function findCategories(root: string, splitsDir?: string): Promise<SuiteCategory[]> {
   const found: string[] = [];
   if (await isCategory(root)) found.push(root);
   else {
@@ -36,8 +40,13 @@ export async function findCategories(root: string): Promise<SuiteCategory[]> {
   if (twice.length) throw new Error(`categories named alike under ${root} (${[...new Set(twice)].join(', ')}): their bundles could not be told apart`);
   const out: SuiteCategory[] = [];
   for (const data of found) {
-    const splitFile = [path.join(data, 'split_test.json'), path.join(path.dirname(data), 'split_test.json')];
-    const file = (await isFile(splitFile[0])) ? splitFile[0] : (await isFile(splitFile[1])) ? splitFile[1] : undefined;
+    const candidates = [
+      ...(splitsDir ? [path.join(splitsDir, `${path.basename(data)}.json`)] : []),
+      path.join(data, 'split_test.json'),
+      path.join(path.dirname(data), 'split_test.json'),
+    ];
+    let file: string | undefined;
+    for (const c of candidates) if (!file && (await isFile(c))) file = c;
     out.push({ name: path.basename(data), data, ...(file ? { splitFile: file } : {}) });
   }
   return out;

@@ -1,4 +1,4 @@
-"""python3 -m mixdistill {train,export,parity,recover,teacher-taps,synthetic} ... (see --help of each)."""
+"""python3 -m mixdistill {train,export,parity,recover,teacher-taps,synthetic,split} ... (see --help of each)."""
 from __future__ import annotations
 
 import argparse
@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--size", type=int, default=96)
     s.add_argument("--seed", type=int, default=0)
 
+    sp = sub.add_parser("split", help="declare a validation part of a category's test split (the rule of ../shared/datasets/mtd/split_test.json)")
+    sp.add_argument("--data", required=True, type=Path, help="the category folder (with test/<folder>/ images)")
+    sp.add_argument("--out", required=True, type=Path, help="split file to write, e.g. models/splits/<category>.json")
+    sp.add_argument("--fraction", type=float, default=0.3)
+    sp.add_argument("--seed", type=int, default=20261202)
+
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
 
@@ -155,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         from .recover import recover
 
         print(recover(args.bundle, args.member, args.out))
+        return 0
+    if args.cmd == "split":
+        from .split import write as write_split
+
+        print(write_split(args.data, args.out, args.fraction, args.seed))
         return 0
     if args.cmd == "synthetic":
         from .synthetic import write
