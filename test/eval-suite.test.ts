@@ -64,7 +64,7 @@ t.test('findCategories: data set / category folders, a category given directly, 
 
 t.test('suiteMean: unweighted over categories, an undefined figure left out', async (t) => {
   const row = (category: string, images: number, v: number, pixel: number): SuiteRow => ({
-    category, model: 'm 1.0.0', part: 'whole', metrics: { images, imageAUROC: v, pixelAUROC: pixel, pixelAUPRO: v / 2, imageF1: v / 4, imageF1Max: v / 3 },
+    category, model: 'm 1.0.0', part: 'whole', metrics: { images, imageAUROC: v, pixelAUROC: pixel, pixelAUPRO: v / 2, imageF1: v / 4, imageF1Max: v / 3, pixelF1: v / 5, pixelF1Max: v / 4 },
   });
   const rows = [row('a', 10, 0.9, 0.8), row('b', 1000, 0.7, NaN)];
   const m = suiteMean(rows);

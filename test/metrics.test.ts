@@ -81,6 +81,22 @@ t.test('pixel AUROC and AUPRO agree with a brute-force sweep', async (t) => {
     t.ok(Math.abs(px.aupro(limit) - want.aupro) < 1e-9, `AUPRO up to ${limit}: ${px.aupro(limit)} vs ${want.aupro}`);
     t.ok(Math.abs(px.pixelAuroc() - want.pixelAuroc) < 1e-9, `pixel AUROC ${px.pixelAuroc()} vs ${want.pixelAuroc}`);
   }
+  // Pixel F1 by counting, values above the threshold flagged; thresholds between quantised values, so the
+  // histogram's bin edges do not matter.
+  const values = maps.flatMap((m) => [...m]);
+  const truth = masks.flatMap((k) => (k ? [...k] : new Array(w * h).fill(0)));
+  const f1 = (thr: number) => {
+    let tp = 0, fp = 0, p = 0;
+    values.forEach((v, i) => { p += truth[i]; if (v > thr) { if (truth[i]) tp++; else fp++; } });
+    return (2 * tp) / (tp + fp + p);
+  };
+  let best = 0;
+  for (let q = 0; q <= 70; q++) {
+    const thr = q / 50 + 0.01;
+    t.ok(Math.abs(px.f1At(thr) - f1(thr)) < 1e-12, `pixel F1 at ${thr}`);
+    best = Math.max(best, f1(thr));
+  }
+  t.ok(Math.abs(px.f1Max().f1 - Math.max(best, f1(-1))) < 1e-12, `pixel F1-max ${px.f1Max().f1} vs ${best}`);
 });
 
 t.test('AUPRO of perfect and of inverted maps', async (t) => {

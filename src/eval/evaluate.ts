@@ -28,6 +28,9 @@ export interface GroupMetrics {
   pixelAUPRO: number;
   imageF1: number;
   imageF1Max: number;
+  /** Pixel F1 (defect pixels positive) at the bundle's pixel threshold, the one masks and regions use. */
+  pixelF1: number;
+  pixelF1Max: number;
 }
 
 export interface PathReport {
@@ -122,7 +125,7 @@ export async function scoreAll(
   return out;
 }
 
-function group(scores: Scores[], threshold: number, lo: number, hi: number, W: number): GroupMetrics & { px: PixelMetrics } {
+function group(scores: Scores[], threshold: number, pixelThreshold: number, lo: number, hi: number, W: number): GroupMetrics & { px: PixelMetrics } {
   const s = scores.map((x) => x.score);
   const labels = scores.map((x) => x.sample.defect !== 'good');
   const px = new PixelMetrics(lo, hi);
@@ -134,6 +137,8 @@ function group(scores: Scores[], threshold: number, lo: number, hi: number, W: n
     pixelAUPRO: px.aupro(0.3),
     imageF1: f1At(s, labels, threshold),
     imageF1Max: f1Max(s, labels).f1,
+    pixelF1: px.f1At(pixelThreshold),
+    pixelF1Max: px.f1Max().f1,
     px,
   };
 }
@@ -143,11 +148,12 @@ export function computeReport(engine: ModelEngine, data: string, scores: Scores[
   let lo = Infinity, hi = -Infinity;
   for (const x of scores) for (const v of x.map) { if (v < lo) lo = v; if (v > hi) hi = v; }
   const threshold = m.calibration.image.threshold;
-  const { px, ...overall } = group(scores, threshold, lo, hi, m.input.width);
+  const pixelThreshold = m.calibration.pixel.threshold;
+  const { px, ...overall } = group(scores, threshold, pixelThreshold, lo, hi, m.input.width);
   const good = scores.filter((x) => x.sample.defect === 'good');
   const perDefect: Record<string, GroupMetrics> = {};
   for (const d of [...new Set(scores.map((x) => x.sample.defect))].filter((d) => d !== 'good')) {
-    const { px: _px, ...g } = group([...good, ...scores.filter((x) => x.sample.defect === d)], threshold, lo, hi, m.input.width);
+    const { px: _px, ...g } = group([...good, ...scores.filter((x) => x.sample.defect === d)], threshold, pixelThreshold, lo, hi, m.input.width);
     perDefect[d] = g;
   }
   const s = scores.map((x) => x.score);

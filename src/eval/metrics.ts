@@ -131,6 +131,35 @@ export class PixelMetrics {
     return out;
   }
 
+  /**
+   * Pixel F1 (defect pixels positive) with values above `threshold` flagged, to the histogram's resolution:
+   * the bin that holds the threshold counts as not flagged.
+   */
+  f1At(threshold: number): number {
+    const first = this.bin(threshold) + 1;
+    let tp = 0, fp = 0, P = 0;
+    for (let b = 0; b < this.bins; b++) {
+      P += this.pos[b];
+      if (b >= first) { tp += this.pos[b]; fp += this.neg[b]; }
+    }
+    return P ? (2 * tp) / (tp + fp + P) : NaN;
+  }
+
+  /** The best pixel F1 over the histogram's bin edges, and the lower edge of the first flagged bin. */
+  f1Max(): { f1: number; threshold: number } {
+    let P = 0;
+    for (let b = 0; b < this.bins; b++) P += this.pos[b];
+    if (!P) return { f1: NaN, threshold: NaN };
+    let tp = 0, fp = 0, best = 0, at = this.hi;
+    for (let b = this.bins - 1; b >= 0; b--) {
+      tp += this.pos[b];
+      fp += this.neg[b];
+      const f1 = (2 * tp) / (tp + fp + P);
+      if (f1 > best) { best = f1; at = this.lo + ((this.hi - this.lo) * b) / this.bins; }
+    }
+    return { f1: best, threshold: at };
+  }
+
   /** The PRO curve (fpr, pro), thresholds from high to low. */
   proCurve(): { fpr: number; pro: number }[] {
     const totalRegions = this.regionCount;

@@ -62,6 +62,7 @@ export interface SuiteRow {
 
 const COLUMNS: [string, keyof GroupMetrics][] = [
   ['image AUROC', 'imageAUROC'], ['pixel AUROC', 'pixelAUROC'], ['AUPRO', 'pixelAUPRO'], ['F1 @ threshold', 'imageF1'], ['F1-max', 'imageF1Max'],
+  ['pixel F1 @ threshold', 'pixelF1'], ['pixel F1-max', 'pixelF1Max'],
 ];
 
 /** Unweighted mean over the categories of each figure (a category where a figure is undefined leaves it out). */

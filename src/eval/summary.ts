@@ -20,11 +20,11 @@ export function summary(r: Report & { split?: SplitInfo }): string {
     `Data: \`${r.data}\`, ${r.images} images: ${partText(r.split)}. Calibrated image threshold ${r.threshold.toFixed(4)}.`,
     `Scored by the service's own engine (npm run eval), ${(r.secondsPerImage * 1000).toFixed(1)} ms per image end to end on this machine.`,
     '',
-    '| defect | images | image AUROC | pixel AUROC | AUPRO (FPR ≤ 0.3) | image F1 @ threshold | image F1-max |',
-    '|---|---|---|---|---|---|---|',
-    ...rows.map(([d, g]) => `| ${d} | ${g.images} | ${fmt(g.imageAUROC)} | ${fmt(g.pixelAUROC)} | ${fmt(g.pixelAUPRO)} | ${fmt(g.imageF1)} | ${fmt(g.imageF1Max)} |`),
+    '| defect | images | image AUROC | pixel AUROC | AUPRO (FPR ≤ 0.3) | image F1 @ threshold | image F1-max | pixel F1 @ threshold | pixel F1-max |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(([d, g]) => `| ${d} | ${g.images} | ${fmt(g.imageAUROC)} | ${fmt(g.pixelAUROC)} | ${fmt(g.pixelAUPRO)} | ${fmt(g.imageF1)} | ${fmt(g.imageF1Max)} | ${fmt(g.pixelF1)} | ${fmt(g.pixelF1Max)} |`),
     '',
-    'Per defect: that defect\'s images against all good test images.',
+    'Per defect: that defect\'s images against all good test images. Pixel F1: defect pixels positive, at the bundle\'s pixel threshold (the one masks and regions use).',
     ...(r.perPath
       ? [
           '',
