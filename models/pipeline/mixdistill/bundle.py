@@ -45,8 +45,15 @@ def _selection_text(sel: dict | None, denoised_these_kinds: bool = False) -> str
     rows = "\n".join(f"| {'**' + r['name'] + '**' if r['chosen'] else r['name']} | {r['imageAUROC']:.3f} | {r['pixelAUROC']:.3f} | {r['mean']:.3f} | "
                      + (f"{r['AUPRO']:.3f} |" if "AUPRO" in r else "– |") for r in sel["candidates"])
     aupro = "AUPRO (in the criterion)" if sel.get("real") else "AUPRO (not in the criterion)"
+    guards = [r for r in sel["candidates"] if "guard" in r]
+    guard = "".join(
+        f"\nThe best candidate{' of ' + r['name'].split(': ')[0] if ': ' in r['name'] else ''}, {r['name'].split(': ')[-1]}, beat all paths by "
+        f"{r['guard']['advantage']:.3f} and in {r['guard']['bootstrapWins']:.0%} of {r['guard']['resamples']} paired bootstrap resamples: "
+        + ("it replaces them" if r["guard"]["passed"] else
+           f"all paths are kept, a candidate needing at least {r['guard']['margin']} and {r['guard']['level']:.0%} (the guard against a choice that a few defects flatter)")
+        + ".\n" for r in guards)
     return (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
-            f"| candidate | image AUROC | pixel AUROC | mean | {aupro} |\n|---|---|---|---|---|\n{rows}\n"
+            f"| candidate | image AUROC | pixel AUROC | mean | {aupro} |\n|---|---|---|---|---|\n{rows}\n{guard}"
             + ("\nThe student was trained to denoise synthetic defects of kinds that this selection paints too (other draws), so these figures are "
                "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised_these_kinds else ""))
 

@@ -6,7 +6,8 @@ Candidates: every path with weight 1 (the default), each path alone, and every p
 defects each is scored by the mean of image AUROC and pixel AUROC; AUPRO (each painted defect one region) is
 reported beside it, not part of the criterion, because a painted outline is not a real defect's. On real
 defects the criterion is the mean of all three, the figures the model is judged by, AUPRO over each mask's
-connected regions as the evaluation counts them. Ties keep the candidate with more paths.
+connected regions as the evaluation counts them. Ties keep the candidate with more paths. The best candidate
+replaces the all-paths fusion only if it wins by a margin and in nearly every bootstrap resample (the guard).
 The table of all candidates goes into the manifest and the model card, so the choice can be checked.
 An ensemble bundle (several runs) chooses among each run's own paths; export.select_fusion combines the choices.
 """
@@ -95,12 +96,84 @@ def score(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], mask
     return rows
 
 
+def bootstrap_advantage(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray,
+                        norms: list[tuple[float, float]], weights: list[float], baseline: list[float], sigma: float, ksize: int,
+                        reduction: dict, real: bool, seed: int = 0, resamples: int = 200, pixels_per_image: int = 1000) -> np.ndarray:
+    """The criterion of `weights` minus that of `baseline` in each of `resamples` paired bootstrap resamples of the
+    images (normal and defective drawn separately, with replacement; the same draw for both). Pixel figures use
+    every defect pixel (at most 4 * pixels_per_image an image) and a fixed sample of normal pixels per image, so
+    that a resample is a few hundred thousand values, not millions."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    n_normal, n_defect = normal_maps[0].shape[0], defect_maps[0].shape[0]
+    full = np.concatenate([np.zeros((n_normal,) + masks.shape[1:], bool), masks])
+    offsets, scales = [o for o, _ in norms], [s for _, s in norms]
+    hw = full[0].size
+    neg_px, pos_px = [], []  # per image: flat indices of its sampled normal pixels and of its defect pixels
+    for m in full.reshape(len(full), -1):
+        neg, pos = np.flatnonzero(~m), np.flatnonzero(m)
+        neg_px.append(rng.choice(neg, min(pixels_per_image, neg.size), replace=False))
+        pos_px.append(rng.choice(pos, min(4 * pixels_per_image, pos.size), replace=False) if pos.size else pos)
+    region_px = []  # per defective image: each region's flat pixel indices (8-connected for real defects)
+    for m in masks:
+        if real:
+            labelled, k = ndimage.label(m, structure=np.ones((3, 3)))
+            region_px.append([np.flatnonzero(labelled.ravel() == j) for j in range(1, k + 1)])
+        else:
+            region_px.append([np.flatnonzero(m.ravel())] if m.any() else [])
+
+    def parts(w: list[float]):
+        fused = torch.cat([fuse(normal_maps, offsets, scales, w, sigma, ksize), fuse(defect_maps, offsets, scales, w, sigma, ksize)])
+        return reduce_score(fused, reduction).numpy(), fused.numpy().reshape(len(full), hw)
+
+    def criterion(scores: np.ndarray, flat: np.ndarray, idx: np.ndarray) -> float:
+        labels = idx >= n_normal
+        img = auroc(scores[idx], labels)
+        neg = np.concatenate([flat[i, neg_px[i]] for i in idx])
+        pos = np.concatenate([flat[i, pos_px[i]] for i in idx if i >= n_normal])
+        px = auroc(np.r_[neg, pos], np.r_[np.zeros(neg.size, bool), np.ones(pos.size, bool)])
+        if not real:
+            return (img + px) / 2
+        pro = aupro(neg, [flat[i, r] for i in idx if i >= n_normal for r in region_px[i - n_normal]])
+        return (img + px + pro) / 3
+
+    a, b = parts(weights), parts(baseline)
+    out = np.empty(resamples)
+    for k in range(resamples):
+        idx = np.r_[rng.integers(0, n_normal, n_normal), n_normal + rng.integers(0, n_defect, n_defect)]
+        out[k] = criterion(*a, idx) - criterion(*b, idx)
+    return out
+
+
+# The guard of `select` (models/studies/new-category-defaults.md): a candidate replaces all paths only if it wins
+# by a clear margin and in nearly every resample, because a single path chosen on a few (painted) defects can cost
+# far more than the all-paths fusion ever does.
+GUARD_MARGIN = 0.01
+GUARD_LEVEL = 0.95
+
+
 def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
            names: list[str], sigma: float, ksize: int, reduction: dict, seed: int = 0, negatives: int = 400_000,
-           real: bool = False) -> tuple[list[float], list[dict]]:
-    """Weights of the best candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, AUPRO, mean)."""
+           real: bool = False, guard: bool = True) -> tuple[list[float], list[dict]]:
+    """Weights of the chosen candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, AUPRO,
+    mean; the best one's bootstrap figures under "guard"). With `guard`, all paths stay unless the best candidate
+    beats them by GUARD_MARGIN on the criterion and in GUARD_LEVEL of paired bootstrap resamples."""
     rows = score(normal_maps, defect_maps, masks, norms, candidates(names), sigma, ksize, reduction, seed, negatives, real)
     best = max(rows, key=lambda r: (round(r["mean"], 4), sum(w > 0 for w in r["weights"])))
+    chosen = best
+    if guard and best["name"] != "all paths":
+        everything = rows[0]
+        diff = bootstrap_advantage(normal_maps, defect_maps, masks, norms, best["weights"], everything["weights"], sigma, ksize,
+                                   reduction, real, seed)
+        advantage = best["mean"] - everything["mean"]
+        wins = float((diff > 0).mean())
+        kept = advantage >= GUARD_MARGIN and wins >= GUARD_LEVEL
+        best["guard"] = {"advantage": advantage, "bootstrapWins": wins, "resamples": len(diff),
+                         "bootstrapAdvantageP05": float(np.percentile(diff, 5)), "margin": GUARD_MARGIN, "level": GUARD_LEVEL,
+                         "passed": kept}
+        if not kept:
+            chosen = everything
     for r in rows:
-        r["chosen"] = r is best
-    return best["weights"], rows
+        r["chosen"] = r is chosen
+    return chosen["weights"], rows

@@ -59,16 +59,56 @@ def test_select_prefers_the_path_that_sees_the_defects():
     n, h, w = 12, 32, 32
     masks = np.zeros((n, h, w), bool)
     masks[:, 10:16, 10:16] = True
-    normal = [torch.from_numpy(rng.random((n, h, w)).astype(np.float32)) for _ in range(2)]
+    normal = [torch.from_numpy(rng.random((n, h, w)).astype(np.float32)), torch.from_numpy(rng.random((n, h, w)).astype(np.float32) * 20)]
     signal = rng.random((n, h, w)).astype(np.float32)
     signal[masks] += 3.0
-    defect = [torch.from_numpy(signal), torch.from_numpy(rng.random((n, h, w)).astype(np.float32) * 5)]  # path b: loud noise
+    defect = [torch.from_numpy(signal), torch.from_numpy(rng.random((n, h, w)).astype(np.float32) * 20)]  # path b: loud noise
     weights, rows = select(normal, defect, masks, [(0.5, 0.5), (0.5, 0.5)], ["a", "b"], sigma=1.0, ksize=9, reduction={"kind": "max"})
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["name"] == "only a" and weights == [1.0, 0.0]
     assert chosen[0]["imageAUROC"] == pytest.approx(1.0)
+    assert chosen[0]["guard"]["passed"] and chosen[0]["guard"]["bootstrapWins"] >= 0.95
     by_name = {r["name"]: r for r in rows}
+    assert by_name["only a"]["mean"] - by_name["all paths"]["mean"] > 0.05
     assert by_name["only a"]["AUPRO"] > 0.9 > by_name["only b"]["AUPRO"]  # reported beside the criterion
+
+
+def test_the_guard_keeps_all_paths_unless_a_candidate_wins_clearly():
+    rng = np.random.default_rng(2)
+    n, h, w = 12, 32, 32
+    masks = np.zeros((n, h, w), bool)
+    masks[:, 10:16, 10:16] = True
+    normal = [torch.from_numpy(rng.random((n, h, w)).astype(np.float32)) for _ in range(2)]
+    signal = rng.random((n, h, w)).astype(np.float32)
+    signal[masks] += 3.0
+    defect = [torch.from_numpy(signal), torch.from_numpy(rng.random((n, h, w)).astype(np.float32) * 5)]
+    args = (normal, defect, masks, [(0.5, 0.5), (0.5, 0.5)], ["a", "b"])
+    kw = dict(sigma=1.0, ksize=9, reduction={"kind": "max"})
+    # "only a" is best, but by less than the margin: both separate the images perfectly
+    weights, rows = select(*args, **kw)
+    by_name = {r["name"]: r for r in rows}
+    assert 0 < by_name["only a"]["mean"] - by_name["all paths"]["mean"] < 0.01
+    assert weights == [1.0, 1.0] and by_name["all paths"]["chosen"] and not by_name["only a"]["guard"]["passed"]
+    weights, rows = select(*args, **kw, guard=False)  # the rule before the guard
+    assert weights == [1.0, 0.0] and "guard" not in [r for r in rows if r["chosen"]][0]
+
+
+def test_bootstrap_advantage_is_paired_and_seeded():
+    from mixdistill.fusion_select import bootstrap_advantage
+
+    rng = np.random.default_rng(3)
+    n, h, w = 10, 16, 16
+    masks = np.zeros((n, h, w), bool)
+    masks[:, 4:8, 4:8] = True
+    normal = [torch.from_numpy(rng.random((n, h, w)).astype(np.float32)) for _ in range(2)]
+    d = [torch.from_numpy(rng.random((n, h, w)).astype(np.float32)) for _ in range(2)]
+    d[0][torch.from_numpy(masks)] += 0.6
+    args = (normal, d, masks, [(0.0, 1.0), (0.0, 1.0)])
+    kw = dict(sigma=0.0, ksize=1, reduction={"kind": "max"}, real=False, resamples=30)
+    same = bootstrap_advantage(*args, [1.0, 1.0], [1.0, 1.0], **kw)
+    assert np.all(same == 0)  # paired: a candidate against itself never differs
+    a = bootstrap_advantage(*args, [1.0, 0.0], [0.0, 1.0], **kw)
+    assert np.array_equal(a, bootstrap_advantage(*args, [1.0, 0.0], [0.0, 1.0], **kw)) and (a > 0).mean() > 0.9
 
 
 def test_corrupt_paints_the_asked_fraction_and_leaves_the_batch_alone():
