@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .calibrate import RULES
 from .synthetic_defects import KINDS
 
 
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(with --defects-split, its validation part) when given, else synthetic defects painted on the held-out normal images")
     e.add_argument("--member-weights", type=lambda v: [float(x) for x in _csv(v)], default=None,
                    help="an ensemble's weight per --run, in order (default: equal), e.g. 1,0.5,0.5 for two seeds of the second recipe")
-    e.add_argument("--margin", type=float, default=0.1, help="threshold = p99 + margin * (p99 - p50) of normal scores")
+    e.add_argument("--threshold-rule", default="p99+margin", choices=list(RULES),
+                   help="how the normal validation scores alone give the thresholds (models/studies/new-category-defaults.md)")
+    e.add_argument("--margin", type=float, default=0.1, help="for --threshold-rule p99+margin: threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--defects", type=Path, default=None,
                    help="MVTec-layout folder with defective validation images (test/<defect>/, ground_truth/<defect>/): F1-optimal thresholds instead of normal-quantile ones; never the set you evaluate on")
     e.add_argument("--defects-split", type=Path, default=None,
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
         export(ExportOptions(runs=args.run, out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
-                             margin=args.margin, description=args.description, defects=args.defects, defects_split=args.defects_split, select_fusion=args.select_fusion,
+                             margin=args.margin, threshold_rule=args.threshold_rule, description=args.description, defects=args.defects, defects_split=args.defects_split, select_fusion=args.select_fusion,
                              member_weights=args.member_weights,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
         return 0

@@ -39,6 +39,64 @@ def threshold_from_normal(values: np.ndarray, margin: float) -> dict:
     return {"threshold": s["p99"] + margin * spread, "low": s["p50"], "stats": s}
 
 
+def gumbel_quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile of a Gumbel (maximum) distribution fitted by moments: an image score is the maximum of a
+    smoothed map, whose tail an extreme-value law describes better than the few largest samples do."""
+    v = np.asarray(values, np.float64).ravel()
+    beta = max(v.std(ddof=1) if v.size > 1 else 0.0, 1e-6) * np.sqrt(6) / np.pi
+    loc = v.mean() - np.euler_gamma * beta
+    return float(loc - beta * np.log(-np.log(q)))
+
+
+def prediction_bound(values: np.ndarray, q: float) -> float:
+    """One-sided Student-t prediction bound at level q for one new normal score: mean + t(n-1) * std * sqrt(1 + 1/n).
+    It widens as n shrinks, so tens of normals give a more cautious threshold than hundreds."""
+    from scipy import stats as st
+
+    v = np.asarray(values, np.float64).ravel()
+    n = v.size
+    sd = max(v.std(ddof=1) if n > 1 else 0.0, 1e-6)
+    return float(v.mean() + st.t.ppf(q, max(n - 1, 1)) * sd * np.sqrt(1 + 1 / n))
+
+
+# Image-threshold rules from normal scores alone (export --threshold-rule), compared on the development suite's
+# validation parts (models/studies/threshold_rules.py, models/studies/new-category-defaults.md).
+RULES = {
+    "p99+margin": lambda v: threshold_from_normal(v, 0.1)["threshold"],
+    "max": lambda v: float(np.max(v)),
+    "p95": lambda v: float(np.percentile(v, 95)),
+    "p90": lambda v: float(np.percentile(v, 90)),
+    "tukey": lambda v: float(np.percentile(v, 75) + 1.5 * (np.percentile(v, 75) - np.percentile(v, 25))),
+    "gumbel-0.99": lambda v: gumbel_quantile(v, 0.99),
+    "gumbel-0.95": lambda v: gumbel_quantile(v, 0.95),
+    "gumbel-0.9": lambda v: gumbel_quantile(v, 0.9),
+    "gumbel-0.8": lambda v: gumbel_quantile(v, 0.8),
+    "t-bound-0.99": lambda v: prediction_bound(v, 0.99),
+    "t-bound-0.95": lambda v: prediction_bound(v, 0.95),
+    "t-bound-0.9": lambda v: prediction_bound(v, 0.9),
+    "t-bound-0.8": lambda v: prediction_bound(v, 0.8),
+}
+RULE_TEXT = {
+    "p99+margin": "p99 + margin * (p99 - p50)",
+    "max": "the highest",
+    "p95": "the 95th percentile",
+    "p90": "the 90th percentile",
+    "tukey": "Tukey's fence, q3 + 1.5 * (q3 - q1)",
+    **{f"gumbel-{q}": f"the {q} quantile of a Gumbel law fitted by moments" for q in ("0.99", "0.95", "0.9", "0.8")},
+    **{f"t-bound-{q}": f"the one-sided {q} Student-t prediction bound, mean + t(n-1) * std * sqrt(1 + 1/n)" for q in ("0.99", "0.95", "0.9", "0.8")},
+}
+
+
+def threshold_by_rule(values: np.ndarray, rule: str, margin: float = 0.1) -> dict:
+    """A normal-only calibration of one level by a rule of RULES (p99+margin with the given margin)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown threshold rule {rule!r}: one of {', '.join(RULES)}")
+    if rule == "p99+margin":
+        return {**threshold_from_normal(values, margin), "rule": rule}
+    s = stats(values)
+    return {"threshold": float(RULES[rule](values)), "low": s["p50"], "stats": s, "rule": rule}
+
+
 def _best_f1(normal: np.ndarray, defective: np.ndarray, cands: np.ndarray) -> tuple[int, float]:
     """Index into `cands` and value of the best F1 when values at or above a candidate are flagged
     (normal and defective sorted)."""
@@ -79,5 +137,5 @@ def threshold_f1(base: dict, normal: np.ndarray, defective: np.ndarray, binned: 
     """The F1-optimal calibration of one level (image or pixel), or `base` (the normal-quantile one) with the reason."""
     threshold, f1 = (f1_optimal_binned if binned else f1_optimal)(normal, defective)
     if not threshold > base["low"]:
-        return base, f"F1-optimal threshold {threshold:.4g} is not above the normal median {base['low']:.4g}; kept p99 + margin"
+        return base, f"F1-optimal threshold {threshold:.4g} is not above the normal median {base['low']:.4g}; kept the normal-only rule"
     return {**base, "threshold": threshold, "f1": f1}, f"F1-optimal (F1 {f1:.3f})"

@@ -17,7 +17,7 @@ import torch
 from . import __version__, data, fusion_select, synthetic_defects
 from .anomaly_map import fuse, kernel_size_for, reduce_score
 from .bundle import validate_manifest, write_card
-from .calibrate import path_normalization, threshold_f1, threshold_from_normal
+from .calibrate import RULE_TEXT, path_normalization, threshold_by_rule, threshold_f1
 from .members import Members
 from .train import load_split
 from .teachers.nsfwjs import REPO_ROOT
@@ -36,6 +36,7 @@ class ExportOptions:
     reduction: str = "max"
     fusion_weights: dict[str, float] = field(default_factory=dict)
     margin: float = 0.1
+    threshold_rule: str = "p99+margin"  # calibrate.RULES: how normal scores alone give the thresholds
     description: str = ""
     card_notes: str = ""
     select_fusion: bool = False  # choose fusion weights on validation images with synthetic defects
@@ -175,9 +176,11 @@ def export(opts: ExportOptions) -> Path:
     scores = reduce_score(fused, reduction).numpy()
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
     method = "normal-quantile"
-    description = f"threshold = p99 + {opts.margin} * (p99 - p50) of normal validation scores; low = p50"
-    image_cal = threshold_from_normal(scores, opts.margin)
-    pixel_cal = threshold_from_normal(per_image_max, opts.margin)
+    rule_text = RULE_TEXT[opts.threshold_rule].replace("margin", str(opts.margin))
+    description = (f"threshold = {rule_text} of the {len(scores)} normal validation scores (rule {opts.threshold_rule}); "
+                   "pixel threshold: the same of each normal image's maximum; low = p50")
+    image_cal = threshold_by_rule(scores, opts.threshold_rule, opts.margin)
+    pixel_cal = threshold_by_rule(per_image_max, opts.threshold_rule, opts.margin)
     pixel_cal["low"] = float(np.median(fused.numpy()))
     if defective:
         method = "f1-optimal"
@@ -192,7 +195,7 @@ def export(opts: ExportOptions) -> Path:
             normal_px = np.concatenate([fused.numpy().ravel(), d_px[~masks]])
             pixel_cal, pixel_how = threshold_f1(pixel_cal, normal_px, d_px[masks], binned=True)
         else:
-            pixel_how = "no masks: pixel threshold kept p99 + margin of each normal image's maximum"
+            pixel_how = f"no masks: pixel threshold kept by rule {opts.threshold_rule} of each normal image's maximum"
         description = (f"F1-optimal on {len(val_set) + len(good)} normal validation and {len(defective)} defective images{part}; "
                        f"image: {image_how}; pixel: {pixel_how}; low = normal median")
         log.info("calibration: %s", description)

@@ -43,3 +43,47 @@ def test_a_validation_set_that_separates_nothing_keeps_the_normal_quantile_thres
 def test_f1_needs_both_classes():
     with pytest.raises(ValueError):
         f1_optimal([0.1, 0.2], [])
+
+
+def test_gumbel_quantile_recovers_a_gumbel_sample_and_matches_scipy_on_its_moments():
+    from scipy import stats as st
+
+    from mixdistill.calibrate import gumbel_quantile
+
+    sample = st.gumbel_r.rvs(loc=2.0, scale=0.5, size=20000, random_state=np.random.default_rng(3))
+    assert gumbel_quantile(sample, 0.99) == pytest.approx(st.gumbel_r.ppf(0.99, loc=2.0, scale=0.5), rel=0.02)
+    # the moment fit itself, against scipy's Gumbel with the same mean and standard deviation
+    v = np.array([1.0, 1.3, 0.8, 2.2, 1.1, 0.9, 1.6])
+    scale = v.std(ddof=1) * np.sqrt(6) / np.pi
+    loc = v.mean() - np.euler_gamma * scale
+    assert st.gumbel_r.mean(loc, scale) == pytest.approx(v.mean())
+    assert gumbel_quantile(v, 0.9) == pytest.approx(st.gumbel_r.ppf(0.9, loc, scale))
+
+
+def test_prediction_bound_widens_with_fewer_normals_and_covers_new_ones():
+    from mixdistill.calibrate import prediction_bound
+
+    rng = np.random.default_rng(4)
+    # coverage: a new normal score falls below the 0.95 bound of 8 others about 95 % of the time
+    hits = [rng.normal(size=9) for _ in range(4000)]
+    assert np.mean([h[8] <= prediction_bound(h[:8], 0.95) for h in hits]) == pytest.approx(0.95, abs=0.015)
+    v = rng.normal(size=1000)
+    few, many = v[:8], v
+    z_few = (prediction_bound(few, 0.95) - few.mean()) / few.std(ddof=1)
+    z_many = (prediction_bound(many, 0.95) - many.mean()) / many.std(ddof=1)
+    assert z_few == pytest.approx(1.895 * np.sqrt(1 + 1 / 8), abs=1e-3)  # t(7) at 0.95
+    assert z_many == pytest.approx(1.6464 * np.sqrt(1 + 1 / 1000), abs=1e-3)
+
+
+def test_threshold_by_rule():
+    from mixdistill.calibrate import RULES, threshold_by_rule
+
+    v = np.linspace(0, 1, 101)
+    assert threshold_by_rule(v, "p90")["threshold"] == pytest.approx(0.9)
+    assert threshold_by_rule(v, "tukey")["threshold"] == pytest.approx(0.75 + 1.5 * 0.5)
+    assert threshold_by_rule(v, "p99+margin", margin=0.2) == {**threshold_from_normal(v, 0.2), "rule": "p99+margin"}
+    for rule in RULES:
+        cal = threshold_by_rule(v, rule)
+        assert cal["low"] == pytest.approx(0.5) and cal["threshold"] > cal["low"] and cal["rule"] == rule
+    with pytest.raises(ValueError, match="unknown threshold rule"):
+        threshold_by_rule(v, "p97")
