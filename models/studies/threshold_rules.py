@@ -1,0 +1,47 @@
+"""The image-threshold rules of calibrate.RULES on the study files of fusion_candidates.py (issue 26).
+
+Each file holds, for one bundle and one part of a split, the held-out normal images' scores (all a rule sees),
+and the part's good and defective scores. Prints per file each rule's F1 and false-alarm rate on the part against
+F1-max, and the rules ranked by their worst gap (F1-max - F1) over the files, as the study note's rule reads:
+
+    /usr/bin/python3 models/studies/threshold_rules.py out/studies/*-validation.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from mixdistill.calibrate import RULES  # noqa: E402
+
+
+def f1_at(good: np.ndarray, defective: np.ndarray, t: float) -> float:
+    tp, fp = float((defective > t).sum()), float((good > t).sum())
+    return 2 * tp / max(tp + fp + defective.size, 1)
+
+
+def main() -> None:
+    files = [Path(f) for f in sys.argv[1:]]
+    gaps: dict[str, list[float]] = {k: [] for k in RULES}
+    fprs: dict[str, list[float]] = {k: [] for k in RULES}
+    for f in files:
+        d = json.loads(f.read_text())
+        n, g, x = (np.asarray(d[k]) for k in ("normalScores", "goodScores", "defectScores"))
+        f1max = max(f1_at(g, x, t - 1e-9) for t in np.unique(np.r_[g, x]))
+        print(f"{f.name}: {len(n)} held-out normals, {len(g)} good, {len(x)} defective; F1-max {f1max:.3f}")
+        for k, rule in RULES.items():
+            t = rule(n)
+            f1, fpr = f1_at(g, x, t), float((g > t).mean())
+            gaps[k].append(f1max - f1)
+            fprs[k].append(fpr)
+            print(f"  {k:24s} threshold {t:8.3f}  F1 {f1:.3f}  gap {f1max - f1:.3f}  false alarms {fpr:.2f}")
+    print("\nrules by worst gap over the files (then mean false-alarm rate):")
+    for k in sorted(RULES, key=lambda k: (round(max(gaps[k]), 3), np.mean(fprs[k]))):
+        print(f"  {k:24s} worst gap {max(gaps[k]):.3f}  mean gap {np.mean(gaps[k]):.3f}  mean false alarms {np.mean(fprs[k]):.2f}")
+
+
+if __name__ == "__main__":
+    main()
