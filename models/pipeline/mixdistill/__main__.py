@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--normalize-intensity", type=lambda v: dict(zip(("mean", "std"), map(float, v.split(",")))), default=None,
                    metavar="MEAN,STD", help="remap each image's pixels to this mean and std (0..255) before the teacher")
     t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--min-steps", type=int, default=0, help="at least this many optimiser steps (more epochs where there are few training images)")
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--no-augment", action="store_true", help="disable random flips")
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
                           paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
-                          width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                          width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, min_steps=args.min_steps, batch=args.batch, lr=args.lr,
                           augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, hard_fraction=args.hard_fraction, val_fraction=args.val_fraction, seed=args.seed, split_seed=args.split_seed, threads=args.threads)
         train(cfg, resume=not args.no_resume, cache_mib=args.cache_mib, device=args.device, amp=args.amp)
         return 0

@@ -7,7 +7,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,9 @@ class TrainConfig:
     fit: str = "stretch"
     normalize_intensity: dict | None = None  # {"mean", "std"} in 0..255: per-image exposure normalisation
     epochs: int = 40
+    # At least this many optimiser steps: a category with few training images gets more epochs (54 images are
+    # 3 steps an epoch), so that a recipe's budget does not shrink with the data.
+    min_steps: int = 0
     batch: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -207,8 +210,11 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device
              cfg.teacher, run.teacher.taps, len(fit_set), len(val_set), [p.output_name(run.taps) for p in run.paths], dev,
              " (mixed precision)" if amp else "")
 
-    opt = torch.optim.Adam([p for p in run.student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, len(train_imgs) // cfg.batch)
+    if cfg.epochs * steps_per_epoch < cfg.min_steps:
+        cfg = replace(cfg, epochs=math.ceil(cfg.min_steps / steps_per_epoch))
+        log.info("%d steps an epoch: %d epochs for at least %d steps", steps_per_epoch, cfg.epochs, cfg.min_steps)
+    opt = torch.optim.Adam([p for p in run.student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
     start, best = 0, float("inf")
     ckpt = out / "last.pt"

@@ -298,3 +298,17 @@ def test_members_with_other_input_scalings_share_one_input(mixed_scaling):
     assert "the graphs re-scale the input for it" in (bundle / "MODEL_CARD.md").read_text()
     result = parity(bundle, runs, "last.pt", sorted((cat / "test").rglob("*.png")), tolerance=1e-4)
     assert result["ok"], result
+
+
+def test_min_steps_adds_epochs_where_there_are_few_images_and_resumes(trained, tmp_path):
+    cat, _, _ = trained
+    run = tmp_path / "few"
+    # 16 training images, a quarter held out: 12 to train on, 3 steps an epoch at batch 4; 7 steps need 3 epochs
+    args = ["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(run), "--size", "48", "--epochs", "1",
+            "--min-steps", "7", "--batch", "4", "--widths", "8,8,16", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]
+    assert main(args) == 0
+    assert [json.loads(l)["epoch"] for l in (run / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["epochs"] == 3 and cfg["min_steps"] == 7
+    assert main(args) == 0  # the same command again resumes the finished run: nothing more, no config clash
+    assert len((run / "log.jsonl").read_text().splitlines()) == 3
