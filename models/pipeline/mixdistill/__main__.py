@@ -79,10 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--select-fusion", action="store_true",
                    help="choose the fusion weights (all paths, one alone, all but one) on validation data: the real defects of --defects "
                         "(with --defects-split, its validation part) when given, else synthetic defects painted on the held-out normal images")
+    e.add_argument("--fusion-choice", default=None, choices=["all-paths", "guarded", "best"],
+                   help="how --select-fusion picks from its table: best candidate; guarded (all paths unless a candidate wins clearly); "
+                        "all-paths (table reported only). Default: guarded on real defects, all-paths on painted ones")
     e.add_argument("--member-weights", type=lambda v: [float(x) for x in _csv(v)], default=None,
                    help="an ensemble's weight per --run, in order (default: equal), e.g. 1,0.5,0.5 for two seeds of the second recipe")
-    e.add_argument("--threshold-rule", default="p99+margin", choices=list(RULES),
-                   help="how the normal validation scores alone give the thresholds (models/studies/new-category-defaults.md)")
+    e.add_argument("--threshold-rule", default="p90", choices=list(RULES),
+                   help="how the normal validation scores alone give the image threshold (models/studies/new-category-defaults.md)")
+    e.add_argument("--pixel-rule", default="normal-p99.9", choices=["normal-p99.9", "normal-p99", "normal-p99.99", "image-rule"],
+                   help="the pixel threshold (masks, regions): a percentile of the normal validation images' map values, or the "
+                        "image rule applied to each normal image's maximum")
     e.add_argument("--margin", type=float, default=0.1, help="for --threshold-rule p99+margin: threshold = p99 + margin * (p99 - p50) of normal scores")
     e.add_argument("--defects", type=Path, default=None,
                    help="MVTec-layout folder with defective validation images (test/<defect>/, ground_truth/<defect>/): F1-optimal thresholds instead of normal-quantile ones; never the set you evaluate on")
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
         export(ExportOptions(runs=args.run, out=Path(args.out), version=args.version, checkpoint=args.checkpoint,
                              sigma=args.sigma, reduction=args.reduction, fusion_weights=args.fusion_weights,
-                             margin=args.margin, threshold_rule=args.threshold_rule, description=args.description, defects=args.defects, defects_split=args.defects_split, select_fusion=args.select_fusion,
+                             margin=args.margin, threshold_rule=args.threshold_rule, pixel_rule=args.pixel_rule, fusion_choice=args.fusion_choice, description=args.description, defects=args.defects, defects_split=args.defects_split, select_fusion=args.select_fusion,
                              member_weights=args.member_weights,
                              card_notes=Path(args.card_notes).read_text() if args.card_notes else ""))
         return 0

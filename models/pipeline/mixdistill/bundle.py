@@ -52,7 +52,12 @@ def _selection_text(sel: dict | None, denoised_these_kinds: bool = False) -> str
         + ("it replaces them" if r["guard"]["passed"] else
            f"all paths are kept, a candidate needing at least {r['guard']['margin']} and {r['guard']['level']:.0%} (the guard against a choice that a few defects flatter)")
         + ".\n" for r in guards)
-    return (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
+    head = (f"Weights chosen on validation data ({sel['data']}), by the {sel['criterion']}; the test set played no part:\n\n"
+            if sel.get("choice") != "all-paths" else
+            f"All paths kept, each with weight 1: the candidates were scored on validation data ({sel['data']}), by the "
+            f"{sel['criterion']}, for this table only, since on the development suite painted defects ranked the candidates "
+            "too poorly to choose by (models/studies/new-category-defaults.md); the test set played no part:\n\n")
+    return (head +
             f"| candidate | image AUROC | pixel AUROC | mean | {aupro} |\n|---|---|---|---|---|\n{rows}\n{guard}"
             + ("\nThe student was trained to denoise synthetic defects of kinds that this selection paints too (other draws), so these figures are "
                "optimistic for every candidate; they rank the candidates, they do not predict real defects.\n" if denoised_these_kinds else ""))
@@ -160,7 +165,7 @@ Thresholds ({cal['method']}): {cal.get('description', '')}. Image threshold {cal
 {_metrics_sections(manifest)}
 
 ## Limitations
-{"- Thresholds come from normal images only (p99 of their scores plus a margin). Few normal parts are" + chr(10) + "  flagged, but weak defects fall below the threshold: compare image F1 at the threshold with F1-max above," + chr(10) + "  and use the API's `sensitivity` to trade one for the other on your line." if cal['method'] == 'normal-quantile' else "- Thresholds maximise F1 on the defective validation images given at export: they are as representative as those images are of your line's defects."}
+{"- Thresholds come from normal images only (" + cal['description'].split(';')[0] + "). Compare image F1 at the" + chr(10) + "  threshold with F1-max above, and the share of good parts flagged, and use the API's `sensitivity` to trade" + chr(10) + "  one for the other on your line; with a few defective parts at hand, export with `--defects` instead." if cal['method'] == 'normal-quantile' else "- Thresholds maximise F1 on the defective validation images given at export: they are as representative as those images are of your line's defects."}
 - Fit `{manifest['input']['fit']}`: {FIT_LIMITS[manifest['input']['fit']]}.
 {"- The teacher's weights are what the card says they are, not a pristine ImageNet backbone." if any(not m["teacher"].get("origin") for m in members) else "- The teachers' ImageNet weights come from the public repositories named above, not from torchvision's own download; the card states what is known of their licences."}
 - Training time was measured on a shared 2-core machine while other work ran; it is an upper bound.

@@ -18,6 +18,7 @@ from . import __version__, data, fusion_select, synthetic_defects
 from .anomaly_map import fuse, kernel_size_for, reduce_score
 from .bundle import validate_manifest, write_card
 from .calibrate import RULE_TEXT, path_normalization, threshold_by_rule, threshold_f1
+from .calibrate import stats as value_stats
 from .members import Members
 from .train import load_split
 from .teachers.nsfwjs import REPO_ROOT
@@ -36,7 +37,9 @@ class ExportOptions:
     reduction: str = "max"
     fusion_weights: dict[str, float] = field(default_factory=dict)
     margin: float = 0.1
-    threshold_rule: str = "p99+margin"  # calibrate.RULES: how normal scores alone give the thresholds
+    threshold_rule: str = "p90"  # calibrate.RULES: how normal scores alone give the thresholds
+    pixel_rule: str = "normal-p99.9"  # the pixel threshold: normal-p<q> (a quantile of normal map values) or image-rule
+    fusion_choice: str | None = None  # fusion_select.CHOICES; None: guarded on real defects, all paths on painted ones
     description: str = ""
     card_notes: str = ""
     select_fusion: bool = False  # choose fusion weights on validation images with synthetic defects
@@ -77,7 +80,7 @@ def _git_commit() -> str | None:
 
 def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[torch.Tensor], d_masks: np.ndarray,
                   norms: list[tuple[float, float]], sigma: float, ksize: int, reduction: dict,
-                  member_weights: list[float], real: bool = False) -> tuple[list[float], list[dict]]:
+                  member_weights: list[float], real: bool = False, choose: str | None = None) -> tuple[list[float], list[dict]]:
     """One run: the best candidate of fusion_select. An ensemble: each member's best candidate among its own
     paths, then the members' choices together, each member's weights summing to its member weight so that no
     member outvotes another by having more paths chosen. The combination is the design, not a candidate: a
@@ -86,13 +89,13 @@ def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[t
     seed = members.cfg.val_seed
     names = members.output_names()
     if not members.ensemble:
-        return fusion_select.select(val_maps, d_maps, d_masks, norms, names[0], sigma, ksize, reduction, seed, real=real)
+        return fusion_select.select(val_maps, d_maps, d_masks, norms, names[0], sigma, ksize, reduction, seed, real=real, choose=choose)
     n = sum(len(x) for x in names)
     weights: list[float] = []
     rows: list[dict] = []
     for d, member_names, mw in zip(members.dirs, names, member_weights):
         sl = slice(len(weights), len(weights) + len(member_names))
-        w, member_rows = fusion_select.select(val_maps[sl], d_maps[sl], d_masks, norms[sl], member_names, sigma, ksize, reduction, seed, real=real)
+        w, member_rows = fusion_select.select(val_maps[sl], d_maps[sl], d_masks, norms[sl], member_names, sigma, ksize, reduction, seed, real=real, choose=choose)
         for r in member_rows:
             r["name"] = f"{d.name}: {r['name']}"
             r["weights"] = [0.0] * sl.start + r["weights"] + [0.0] * (n - sl.stop)
@@ -156,18 +159,21 @@ def export(opts: ExportOptions) -> Path:
         if opts.fusion_weights:
             raise ValueError("--select-fusion chooses the weights itself; drop --fusion-weights")
         if defective and d_real_masks.any():
-            weights, rows = select_fusion(members, normal_maps, d_real, d_real_masks, norms, opts.sigma, ksize, reduction, member_weights, real=True)
+            weights, rows = select_fusion(members, normal_maps, d_real, d_real_masks, norms, opts.sigma, ksize, reduction, member_weights, real=True,
+                                          choose=opts.fusion_choice)
             selection = {"data": f"{len(val_imgs)} normal held-out training images, {len(good)} good and {len(defective)} defective "
                                  f"test images of {opts.defects.name}{part}, real defects with their masks",
-                         "criterion": "mean of image AUROC, pixel AUROC and AUPRO", "real": True, "candidates": rows}
+                         "criterion": "mean of image AUROC, pixel AUROC and AUPRO", "real": True,
+                         "choice": opts.fusion_choice or "guarded", "candidates": rows}
             log.info("fusion weights chosen on real validation defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))
         else:
             s_imgs, s_masks, kinds = synthetic_defects.paint(val_imgs, cfg.val_seed)
             s_maps = [torch.from_numpy(m) for m in members.collect_maps(s_imgs, opts.batch)]
-            weights, rows = select_fusion(members, val_maps, s_maps, s_masks, norms, opts.sigma, ksize, reduction, member_weights)
+            weights, rows = select_fusion(members, val_maps, s_maps, s_masks, norms, opts.sigma, ksize, reduction, member_weights,
+                                          choose=opts.fusion_choice)
             selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
                                  f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.val_seed}",
-                         "criterion": "mean of image AUROC and pixel AUROC", "candidates": rows}
+                         "criterion": "mean of image AUROC and pixel AUROC", "choice": opts.fusion_choice or "all-paths", "candidates": rows}
             log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))  # an ensemble's is last
     # Every normal validation image at once (the split's good ones after the held-out ones); the normal-quantile
     # calibration reads the held-out ones, the F1-optimal one all of them. Maps fuse image by image.
@@ -177,11 +183,18 @@ def export(opts: ExportOptions) -> Path:
     per_image_max = fused.flatten(1).max(dim=1).values.numpy()
     method = "normal-quantile"
     rule_text = RULE_TEXT[opts.threshold_rule].replace("margin", str(opts.margin))
-    description = (f"threshold = {rule_text} of the {len(scores)} normal validation scores (rule {opts.threshold_rule}); "
-                   "pixel threshold: the same of each normal image's maximum; low = p50")
     image_cal = threshold_by_rule(scores, opts.threshold_rule, opts.margin)
-    pixel_cal = threshold_by_rule(per_image_max, opts.threshold_rule, opts.margin)
+    if opts.pixel_rule == "image-rule":
+        pixel_text = "the same of each normal image's maximum"
+        pixel_cal = threshold_by_rule(per_image_max, opts.threshold_rule, opts.margin)
+    else:  # a quantile of every normal pixel: masks and regions outline more of a defect (study note)
+        q = float(opts.pixel_rule.removeprefix("normal-p"))
+        pixel_text = f"the {q:g}th percentile of the normal validation images' {fused.numel()} map values"
+        px = fused.numpy().ravel()
+        pixel_cal = {"threshold": float(np.percentile(px, q)), "low": 0.0, "stats": value_stats(px), "rule": opts.pixel_rule}
     pixel_cal["low"] = float(np.median(fused.numpy()))
+    description = (f"threshold = {rule_text} of the {len(scores)} normal validation scores (rule {opts.threshold_rule}); "
+                   f"pixel threshold: {pixel_text}; low = p50")
     if defective:
         method = "f1-optimal"
         if good:  # the split's good images are normal validation images too

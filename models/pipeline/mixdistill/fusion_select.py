@@ -151,18 +151,25 @@ def bootstrap_advantage(normal_maps: list[torch.Tensor], defect_maps: list[torch
 # far more than the all-paths fusion ever does.
 GUARD_MARGIN = 0.01
 GUARD_LEVEL = 0.95
+CHOICES = ("all-paths", "guarded", "best")
 
 
 def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], masks: np.ndarray, norms: list[tuple[float, float]],
            names: list[str], sigma: float, ksize: int, reduction: dict, seed: int = 0, negatives: int = 400_000,
-           real: bool = False, guard: bool = True) -> tuple[list[float], list[dict]]:
+           real: bool = False, choose: str | None = None) -> tuple[list[float], list[dict]]:
     """Weights of the chosen candidate and the table of all of them (name, weights, imageAUROC, pixelAUROC, AUPRO,
-    mean; the best one's bootstrap figures under "guard"). With `guard`, all paths stay unless the best candidate
-    beats them by GUARD_MARGIN on the criterion and in GUARD_LEVEL of paired bootstrap resamples."""
+    mean; the best one's bootstrap figures under "guard"). `choose` (CHOICES): "best" takes the best candidate;
+    "guarded" keeps all paths unless the best candidate beats them by GUARD_MARGIN on the criterion and in
+    GUARD_LEVEL of paired bootstrap resamples; "all-paths" only reports the table. Default: "guarded" on real
+    defects, "all-paths" on painted ones, whose ranking agreed too poorly with real defects on the development
+    suite to choose by (models/studies/new-category-defaults.md)."""
+    choose = choose or ("guarded" if real else "all-paths")
+    if choose not in CHOICES:
+        raise ValueError(f"fusion choice {choose!r}: one of {', '.join(CHOICES)}")
     rows = score(normal_maps, defect_maps, masks, norms, candidates(names), sigma, ksize, reduction, seed, negatives, real)
     best = max(rows, key=lambda r: (round(r["mean"], 4), sum(w > 0 for w in r["weights"])))
-    chosen = best
-    if guard and best["name"] != "all paths":
+    chosen = rows[0] if choose == "all-paths" else best
+    if choose == "guarded" and best["name"] != "all paths":
         everything = rows[0]
         diff = bootstrap_advantage(normal_maps, defect_maps, masks, norms, best["weights"], everything["weights"], sigma, ksize,
                                    reduction, real, seed)

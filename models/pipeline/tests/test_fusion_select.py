@@ -63,7 +63,11 @@ def test_select_prefers_the_path_that_sees_the_defects():
     signal = rng.random((n, h, w)).astype(np.float32)
     signal[masks] += 3.0
     defect = [torch.from_numpy(signal), torch.from_numpy(rng.random((n, h, w)).astype(np.float32) * 20)]  # path b: loud noise
-    weights, rows = select(normal, defect, masks, [(0.5, 0.5), (0.5, 0.5)], ["a", "b"], sigma=1.0, ksize=9, reduction={"kind": "max"})
+    args = (normal, defect, masks, [(0.5, 0.5), (0.5, 0.5)], ["a", "b"])
+    kw = dict(sigma=1.0, ksize=9, reduction={"kind": "max"})
+    weights, rows = select(*args, **kw)  # painted defects: the table is reported, all paths kept
+    assert weights == [1.0, 1.0] and [r["name"] for r in rows if r["chosen"]] == ["all paths"] and not any("guard" in r for r in rows)
+    weights, rows = select(*args, **kw, choose="guarded")
     chosen = [r for r in rows if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["name"] == "only a" and weights == [1.0, 0.0]
     assert chosen[0]["imageAUROC"] == pytest.approx(1.0)
@@ -74,6 +78,8 @@ def test_select_prefers_the_path_that_sees_the_defects():
 
 
 def test_the_guard_keeps_all_paths_unless_a_candidate_wins_clearly():
+    with pytest.raises(ValueError, match="fusion choice"):
+        select([torch.zeros(1, 4, 4)], [torch.zeros(1, 4, 4)], np.ones((1, 4, 4), bool), [(0.0, 1.0)], ["a"], 1.0, 3, {"kind": "max"}, choose="maybe")
     rng = np.random.default_rng(2)
     n, h, w = 12, 32, 32
     masks = np.zeros((n, h, w), bool)
@@ -85,11 +91,11 @@ def test_the_guard_keeps_all_paths_unless_a_candidate_wins_clearly():
     args = (normal, defect, masks, [(0.5, 0.5), (0.5, 0.5)], ["a", "b"])
     kw = dict(sigma=1.0, ksize=9, reduction={"kind": "max"})
     # "only a" is best, but by less than the margin: both separate the images perfectly
-    weights, rows = select(*args, **kw)
+    weights, rows = select(*args, **kw, choose="guarded")
     by_name = {r["name"]: r for r in rows}
     assert 0 < by_name["only a"]["mean"] - by_name["all paths"]["mean"] < 0.01
     assert weights == [1.0, 1.0] and by_name["all paths"]["chosen"] and not by_name["only a"]["guard"]["passed"]
-    weights, rows = select(*args, **kw, guard=False)  # the rule before the guard
+    weights, rows = select(*args, **kw, choose="best")  # the rule before the guard
     assert weights == [1.0, 0.0] and "guard" not in [r for r in rows if r["chosen"]][0]
 
 
