@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .calibrate import RULES
-from .synthetic_defects import KINDS
+from .recipes import RECIPES, resolve
 
 
 def _csv(v: str) -> list[str]:
@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--data", required=True, help="MVTec AD layout root (or category folder)")
     t.add_argument("--category", default=None)
     t.add_argument("--out", required=True, help="run folder (checkpoints, log, config)")
-    t.add_argument("--teacher", default="nsfwjs:mobilenet_v2", help="nsfwjs:<model> or torchvision:<arch>@<weights> (.pth state dict, folder of folded .npy, int8 TorchScript mobilenet_v2)")
+    t.add_argument("--recipe", default="new-category", choices=list(RECIPES),
+                   help="defaults for the options below that the command leaves out (recipes.py): new-category (the default, chosen "
+                        "on the development suite), resnet18, mobilenet, or none (each option's bare default)")
+    t.add_argument("--teacher", default=None, help="nsfwjs:<model> or torchvision:<arch>[@<weights>] (.pth state dict, folder of folded .npy, "
+                   "int8 TorchScript mobilenet_v2; without @, looked up in $MIXDISTILL_WEIGHTS, ../shared/weights and torch's hub cache)")
     t.add_argument("--taps", type=_csv, default=None, help="comma list of teacher layers, shallow to deep")
     t.add_argument("--paths", type=_csv, default=["direct", "skip", "symmetric"], help="comma list of direct,skip,symmetric")
     t.add_argument("--path-weights", type=_kv_floats, default={}, help="loss weight per path kind, e.g. skip=0.5")
@@ -44,16 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--fit", choices=["stretch", "center-crop", "letterbox"], default="stretch")
     t.add_argument("--normalize-intensity", type=lambda v: dict(zip(("mean", "std"), map(float, v.split(",")))), default=None,
                    metavar="MEAN,STD", help="remap each image's pixels to this mean and std (0..255) before the teacher")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--min-steps", type=int, default=0, help="at least this many optimiser steps (more epochs where there are few training images)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--min-steps", type=int, default=None, help="at least this many optimiser steps (more epochs where there are few training images)")
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--no-augment", action="store_true", help="disable random flips")
-    t.add_argument("--denoise", type=float, default=0.0,
+    t.add_argument("--denoise", type=float, default=None,
                    help="fraction of training images shown to the student with a synthetic defect (teacher sees them clean)")
-    t.add_argument("--denoise-kinds", type=_csv, default=list(KINDS),
+    t.add_argument("--denoise-kinds", type=_csv, default=None,
                    help="synthetic defects to draw from for --denoise: line,spot,patch,uneven (also validation's) and crack,band (training only)")
-    t.add_argument("--hard-fraction", type=float, default=1.0,
+    t.add_argument("--hard-fraction", type=float, default=None,
                    help="train each path on only this fraction of locations, the worst-fitted (EfficientAD's hard feature loss); 1: all")
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--seed", type=int, default=0)
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                         "all-paths (table reported only). Default: guarded on real defects, all-paths on painted ones")
     e.add_argument("--member-weights", type=lambda v: [float(x) for x in _csv(v)], default=None,
                    help="an ensemble's weight per --run, in order (default: equal), e.g. 1,0.5,0.5 for two seeds of the second recipe")
-    e.add_argument("--threshold-rule", default="p90", choices=list(RULES),
+    e.add_argument("--threshold-rule", default="gumbel-0.8", choices=list(RULES),
                    help="how the normal validation scores alone give the image threshold (models/studies/new-category-defaults.md)")
     e.add_argument("--pixel-rule", default="normal-p99.9", choices=["normal-p99.9", "normal-p99", "normal-p99.99", "image-rule"],
                    help="the pixel threshold (masks, regions): a percentile of the normal validation images' map values, or the "
@@ -135,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "train":
         from .train import TrainConfig, train
 
-        cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=args.teacher, taps=args.taps,
-                          paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=args.widths, blocks=args.blocks,
-                          width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=args.epochs, min_steps=args.min_steps, batch=args.batch, lr=args.lr,
-                          augment=not args.no_augment, denoise=args.denoise, denoise_kinds=args.denoise_kinds, hard_fraction=args.hard_fraction, val_fraction=args.val_fraction, seed=args.seed, split_seed=args.split_seed, threads=args.threads)
+        r = resolve(args.recipe, {k: getattr(args, k) for k in ("teacher", "taps", "widths", "epochs", "min_steps", "denoise", "denoise_kinds", "hard_fraction")})
+        cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=r["teacher"], taps=r["taps"],
+                          paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=r["widths"], blocks=args.blocks,
+                          width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=r["epochs"], min_steps=r["min_steps"], batch=args.batch, lr=args.lr,
+                          augment=not args.no_augment, denoise=r["denoise"], denoise_kinds=r["denoise_kinds"], hard_fraction=r["hard_fraction"], val_fraction=args.val_fraction, seed=args.seed, split_seed=args.split_seed, threads=args.threads)
         train(cfg, resume=not args.no_resume, cache_mib=args.cache_mib, device=args.device, amp=args.amp)
         return 0
     if args.cmd == "export":

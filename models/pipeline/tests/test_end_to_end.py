@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     cat = write(root / "data", size=80, train=16, test_good=3, test_bad=3)
     run = root / "runs" / "tiny"
-    assert main(["train", "--data", str(root / "data"), "--category", "synthetic", "--out", str(run), "--size", "64",
+    assert main(["train", "--recipe", "none", "--data", str(root / "data"), "--category", "synthetic", "--out", str(run), "--size", "64",
                  "--epochs", "2", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
                  "--normalize-intensity", "110,40", "--denoise", "0.5"]) == 0
     bundle = root / "models" / "tiny-e2e"
@@ -42,7 +42,7 @@ def test_training_log_and_resume(trained):
     assert state["epoch"] == 2
     # resuming a finished run trains nothing more and keeps the log
     cfg = json.loads((run / "config.json").read_text())
-    assert main(["train", "--data", cfg["data"], "--category", "synthetic", "--out", str(run), "--size", "64", "--epochs", "2",
+    assert main(["train", "--recipe", "none", "--data", cfg["data"], "--category", "synthetic", "--out", str(run), "--size", "64", "--epochs", "2",
                  "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
                  "--normalize-intensity", "110,40", "--denoise", "0.5"]) == 0
     assert len((run / "log.jsonl").read_text().splitlines()) == 2
@@ -83,7 +83,7 @@ def trained_reverse(trained):
     trained with the hard feature loss and without the teacher-feature cache (the teacher runs every step)."""
     cat, run, _ = trained
     rev = run.parent / "tiny-reverse"
-    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1", "--denoise-kinds", "line,crack,band",
+    assert main(["train", "--recipe", "none", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1", "--denoise-kinds", "line,crack,band",
                  "--hard-fraction", "0.5", "--cache-mib", "0", "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
     split = run.parent.parent / "split_test.json"  # a declared validation part of the test split, as MTD's
@@ -140,7 +140,7 @@ def ensemble(trained):
     """A second tiny run on other taps of the same teacher, served with the first as one bundle."""
     cat, run, _ = trained
     deep = run.parent / "tiny-deep"
-    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(deep), "--size", "64", "--taps", "block_12_add,block_15_add",
+    assert main(["train", "--recipe", "none", "--data", str(cat.parent), "--category", "synthetic", "--out", str(deep), "--size", "64", "--taps", "block_12_add,block_15_add",
                  "--paths", "direct", "--epochs", "1", "--batch", "4", "--widths", "16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
                  "--normalize-intensity", "110,40"]) == 0
     bundle = run.parent.parent / "models" / "tiny-ensemble"
@@ -191,7 +191,7 @@ def seeds(trained):
     served with it as one member: the two runs share the member's weight."""
     cat, run, _ = trained
     again = run.parent / "tiny-s1"
-    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(again), "--size", "64",
+    assert main(["train", "--recipe", "none", "--data", str(cat.parent), "--category", "synthetic", "--out", str(again), "--size", "64",
                  "--epochs", "2", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
                  "--normalize-intensity", "110,40", "--denoise", "0.5", "--seed", "1", "--split-seed", "0"]) == 0
     bundle = run.parent.parent / "models" / "tiny-seeds"
@@ -279,7 +279,7 @@ def mixed_scaling(trained):
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)  # stands in for ImageNet weights
     imagenet = run.parent / "tiny-resnet"
-    assert main(["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(imagenet), "--size", "64",
+    assert main(["train", "--recipe", "none", "--data", str(cat.parent), "--category", "synthetic", "--out", str(imagenet), "--size", "64",
                  "--teacher", f"torchvision:resnet18@{weights}", "--taps", "layer2,layer3", "--paths", "direct",
                  "--epochs", "1", "--batch", "4", "--widths", "16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25",
                  "--normalize-intensity", "110,40"]) == 0
@@ -304,7 +304,7 @@ def test_min_steps_adds_epochs_where_there_are_few_images_and_resumes(trained, t
     cat, _, _ = trained
     run = tmp_path / "few"
     # 16 training images, a quarter held out: 12 to train on, 3 steps an epoch at batch 4; 7 steps need 3 epochs
-    args = ["train", "--data", str(cat.parent), "--category", "synthetic", "--out", str(run), "--size", "48", "--epochs", "1",
+    args = ["train", "--recipe", "none", "--data", str(cat.parent), "--category", "synthetic", "--out", str(run), "--size", "48", "--epochs", "1",
             "--min-steps", "7", "--batch", "4", "--widths", "8,8,16", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]
     assert main(args) == 0
     assert [json.loads(l)["epoch"] for l in (run / "log.jsonl").read_text().splitlines()] == [1, 2, 3]

@@ -19,6 +19,38 @@ DEFAULT_TAPS = {
 }
 
 
+# Where `torchvision:<arch>` without @weights looks, in order, and the file or folder names it looks for: the
+# team's folded NumPy set, then torchvision's own download (what `torchvision.models.resnet18(weights="DEFAULT")`
+# leaves in torch's hub cache on a machine with internet).
+KNOWN_NAMES = {
+    "resnet18": ["resnet18-imagenet-npy", "resnet18-f37072fd.pth"],
+    "mobilenet_v2": ["torchvision-mobilenet_v2-quantized/mobilenet_quantized.pt", "mobilenet_v2-b0353104.pth", "mobilenet_v2-7ebf99e0.pth"],
+    "wide_resnet50_2": ["wide_resnet50_2-95faca4d.pth", "wide_resnet50_2-9ba9bcbe.pth"],
+}
+
+
+def weight_dirs() -> list[Path]:
+    import os
+
+    from .nsfwjs import REPO_ROOT
+
+    torch_home = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    return ([Path(os.environ["MIXDISTILL_WEIGHTS"])] if os.environ.get("MIXDISTILL_WEIGHTS") else []) + [
+        REPO_ROOT.parent / "shared" / "weights", torch_home / "hub" / "checkpoints"]
+
+
+def find_weights(arch: str) -> Path:
+    names = KNOWN_NAMES.get(arch, [])
+    for d in weight_dirs():
+        for n in names:
+            if (d / n).exists():
+                return d / n
+    raise ValueError(f"torchvision:{arch} needs ImageNet weights, and none of {', '.join(names) or '(no known file names)'} is in "
+                     f"{', '.join(map(str, weight_dirs()))}. Give them as torchvision:{arch}@/path/to/weights (a .pth state dict, a "
+                     "folder of folded .npy files or the int8 TorchScript MobileNetV2), set MIXDISTILL_WEIGHTS to their folder, or "
+                     f"on a machine with internet run python3 -c \"import torchvision; torchvision.models.{arch}(weights='DEFAULT')\"")
+
+
 @dataclass
 class BuiltTeacher:
     module: nn.Module            # forward(x) -> list of tap features; frozen, eval mode
@@ -46,9 +78,7 @@ def build_teacher(spec: str, taps: list[str] | None, height: int, width: int) ->
         from .known_weights import KNOWN, digest
 
         arch, _, weights = rest.partition("@")
-        if not weights:
-            raise ValueError("torchvision teachers need local weights: torchvision:<arch>@/path/to/weights "
-                             "(a .pth state dict, a folder of folded .npy files, or the int8 TorchScript MobileNetV2)")
+        weights = weights or str(find_weights(arch))
         taps = taps or DEFAULT_TAPS[f"torchvision:{arch}"]
         module = TorchvisionTeacher(arch, Path(weights), taps, height, width)
         sha = digest(Path(weights))
