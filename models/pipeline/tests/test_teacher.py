@@ -42,8 +42,13 @@ def test_nsfwjs_teacher_expects_x_over_255():
     assert build_teacher("nsfwjs:mobilenet_v2", ["block_2_add"], 64, 64).scaling == {"scale": 1 / 255, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
 
 
-def test_torchvision_teacher_needs_a_local_weights_file():
-    with pytest.raises(ValueError, match="local weights"):
+def test_torchvision_teacher_needs_a_local_weights_file(tmp_path, monkeypatch):
+    import mixdistill.teachers as teachers
+
+    # nowhere to look: no MIXDISTILL_WEIGHTS, an empty torch cache, and no team folder of weights
+    monkeypatch.delenv("MIXDISTILL_WEIGHTS", raising=False)
+    monkeypatch.setattr(teachers, "weight_dirs", lambda: [tmp_path / "hub" / "checkpoints"])
+    with pytest.raises(ValueError, match="needs ImageNet weights.*MIXDISTILL_WEIGHTS"):
         build_teacher("torchvision:resnet18", None, 64, 64)
 
 
