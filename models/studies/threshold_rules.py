@@ -40,7 +40,19 @@ def main() -> None:
             print(f"  {k:24s} threshold {t:8.3f}  F1 {f1:.3f}  gap {f1max - f1:.3f}  false alarms {fpr:.2f}")
     print("\nrules by worst gap over the files (then mean false-alarm rate):")
     for k in sorted(RULES, key=lambda k: (round(max(gaps[k]), 3), np.mean(fprs[k]))):
-        print(f"  {k:24s} worst gap {max(gaps[k]):.3f}  mean gap {np.mean(gaps[k]):.3f}  mean false alarms {np.mean(fprs[k]):.2f}")
+        print(f"  {k:24s} worst gap {max(gaps[k]):.3f}  mean gap {np.mean(gaps[k]):.3f}  mean false alarms {np.mean(fprs[k]):.3f}")
+
+    # Pixel thresholds, as fusion_candidates.py computed them (pixel F1 over every pixel of the part).
+    px_gaps: dict[str, list[float]] = {}
+    for f in files:
+        d = json.loads(f.read_text())
+        for k, v in d.get("pixelThresholds", {}).items():
+            px_gaps.setdefault(k, []).append(d["pixelF1Max"] - v["f1"])
+    complete = {k: g for k, g in px_gaps.items() if len(g) == len(files)}
+    if complete:
+        print("\npixel-threshold rules by worst gap (pixel F1-max - pixel F1) over the files:")
+        for k in sorted(complete, key=lambda k: max(complete[k])):
+            print(f"  {k:58s} worst gap {max(complete[k]):.3f}  mean gap {np.mean(complete[k]):.3f}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class ExportOptions:
     reduction: str = "max"
     fusion_weights: dict[str, float] = field(default_factory=dict)
     margin: float = 0.1
-    threshold_rule: str = "p90"  # calibrate.RULES: how normal scores alone give the thresholds
+    threshold_rule: str = "gumbel-0.8"  # calibrate.RULES: how normal scores alone give the thresholds
     pixel_rule: str = "normal-p99.9"  # the pixel threshold: normal-p<q> (a quantile of normal map values) or image-rule
     fusion_choice: str | None = None  # fusion_select.CHOICES; None: guarded on real defects, all paths on painted ones
     description: str = ""
