@@ -37,6 +37,7 @@ def part_samples(root: Path, split: Path, part: str) -> list:
 
 
 def f1_at(normal: np.ndarray, defective: np.ndarray, threshold: float) -> float:
+    """Image F1 with scores above `threshold` flagged, defective = positive."""
     tp = float((defective > threshold).sum())
     fp = float((normal > threshold).sum())
     return 2 * tp / max(tp + fp + defective.size, 1)
@@ -80,8 +81,7 @@ def main() -> None:
     rules = {name: float(rule(normal_scores)) for name, rule in calibrate.RULES.items()}
     thresholds = {name: {"threshold": t, "f1": f1_at(good_scores, defect_scores, t),
                          "fpr": float((good_scores > t).mean()), "tpr": float((defect_scores > t).mean())} for name, t in rules.items()}
-    cands = np.unique(np.r_[good_scores, defect_scores])
-    f1max = max(f1_at(good_scores, defect_scores, t - 1e-9) for t in cands)
+    f1max = calibrate.f1_optimal(good_scores, defect_scores)[1]
     # Pixel thresholds (masks and regions), each from the held-out normal maps alone; pixel F1 over every pixel of the part.
     held_px = held_f.numpy().ravel()
     per_image_max = held_f.flatten(1).max(dim=1).values.numpy()

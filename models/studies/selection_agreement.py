@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from mixdistill.fusion_select import best_candidate  # noqa: E402
 
 
 def _rows(bundle: Path) -> list[dict]:
@@ -39,7 +43,7 @@ def main() -> None:
         best = {part: max(v.values(), key=lambda x: x["imageAUROC"]) for part, v in parts.items()}
         picks = {
             "all paths": "all paths",
-            "best on painted": max(p, key=lambda x: (round(x["mean"], 4), sum(w > 0 for w in x["weights"])))["name"],
+            "best on painted": best_candidate(p)["name"],
             "guarded, painted": next(x["name"] for x in p if x["chosen"]),
             "guarded, real validation": next(x["name"] for x in r if x["chosen"]),
         }

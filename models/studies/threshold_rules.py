@@ -15,12 +15,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-from mixdistill.calibrate import RULES  # noqa: E402
-
-
-def f1_at(good: np.ndarray, defective: np.ndarray, t: float) -> float:
-    tp, fp = float((defective > t).sum()), float((good > t).sum())
-    return 2 * tp / max(tp + fp + defective.size, 1)
+from fusion_candidates import f1_at  # noqa: E402
+from mixdistill.calibrate import RULES, f1_optimal  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +26,7 @@ def main() -> None:
     for f in files:
         d = json.loads(f.read_text())
         n, g, x = (np.asarray(d[k]) for k in ("normalScores", "goodScores", "defectScores"))
-        f1max = max(f1_at(g, x, t - 1e-9) for t in np.unique(np.r_[g, x]))
+        f1max = f1_optimal(g, x)[1]
         print(f"{f.name}: {len(n)} held-out normals, {len(g)} good, {len(x)} defective; F1-max {f1max:.3f}")
         for k, rule in RULES.items():
             t = rule(n)

@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--reduction", default="max", help="max or topk-mean:K")
     e.add_argument("--fusion-weights", type=_kv_floats, default={}, help="weight per student output or path kind; default 1")
     e.add_argument("--select-fusion", action="store_true",
-                   help="choose the fusion weights (all paths, one alone, all but one) on validation data: the real defects of --defects "
-                        "(with --defects-split, its validation part) when given, else synthetic defects painted on the held-out normal images")
+                   help="score the fusion candidates (all paths, one alone, all but one) on validation data: the real defects of --defects "
+                        "(with --defects-split, its validation part) when given, else synthetic defects painted on the held-out normal images; "
+                        "--fusion-choice says what is then chosen")
     e.add_argument("--fusion-choice", default=None, choices=["all-paths", "guarded", "best"],
                    help="how --select-fusion picks from its table: best candidate; guarded (all paths unless a candidate wins clearly); "
                         "all-paths (table reported only). Default: guarded on real defects, all-paths on painted ones")

@@ -42,7 +42,7 @@ class ExportOptions:
     fusion_choice: str | None = None  # fusion_select.CHOICES; None: guarded on real defects, all paths on painted ones
     description: str = ""
     card_notes: str = ""
-    select_fusion: bool = False  # choose fusion weights on validation images with synthetic defects
+    select_fusion: bool = False  # score the fusion candidates on validation defects (real or painted) and choose by fusion_choice
     # An ensemble's weight per member, in run order (default: equal). Seeds of one recipe share a member's
     # weight (e.g. 1, 0.5, 0.5) so that training a recipe twice averages it instead of outvoting the others.
     member_weights: list[float] | None = None
@@ -81,7 +81,7 @@ def _git_commit() -> str | None:
 def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[torch.Tensor], d_masks: np.ndarray,
                   norms: list[tuple[float, float]], sigma: float, ksize: int, reduction: dict,
                   member_weights: list[float], real: bool = False, choose: str | None = None) -> tuple[list[float], list[dict]]:
-    """One run: the best candidate of fusion_select. An ensemble: each member's best candidate among its own
+    """One run: the candidate fusion_select chooses (`choose`). An ensemble: each member's choice among its own
     paths, then the members' choices together, each member's weights summing to its member weight so that no
     member outvotes another by having more paths chosen. The combination is the design, not a candidate: a
     single member's map can score higher on synthetic defects (which favour sharp pixel outlines) and still give
@@ -184,15 +184,15 @@ def export(opts: ExportOptions) -> Path:
     method = "normal-quantile"
     rule_text = RULE_TEXT[opts.threshold_rule].replace("margin", str(opts.margin))
     image_cal = threshold_by_rule(scores, opts.threshold_rule, opts.margin)
+    px = fused.numpy().ravel()
     if opts.pixel_rule == "image-rule":
         pixel_text = "the same of each normal image's maximum"
         pixel_cal = threshold_by_rule(per_image_max, opts.threshold_rule, opts.margin)
     else:  # a quantile of every normal pixel: masks and regions outline more of a defect (study note)
         q = float(opts.pixel_rule.removeprefix("normal-p"))
-        pixel_text = f"the {q:g}th percentile of the normal validation images' {fused.numel()} map values"
-        px = fused.numpy().ravel()
-        pixel_cal = {"threshold": float(np.percentile(px, q)), "low": 0.0, "stats": value_stats(px), "rule": opts.pixel_rule}
-    pixel_cal["low"] = float(np.median(fused.numpy()))
+        pixel_text = f"the {q:g}th percentile of the normal validation images' {px.size} map values"
+        pixel_cal = {"threshold": float(np.percentile(px, q)), "stats": value_stats(px), "rule": opts.pixel_rule}
+    pixel_cal["low"] = float(np.median(px))  # the median of the float32 map values, as the service's maps are
     description = (f"threshold = {rule_text} of the {len(scores)} normal validation scores (rule {opts.threshold_rule}); "
                    f"pixel threshold: {pixel_text}; low = p50")
     if defective:
@@ -208,7 +208,7 @@ def export(opts: ExportOptions) -> Path:
             normal_px = np.concatenate([fused.numpy().ravel(), d_px[~masks]])
             pixel_cal, pixel_how = threshold_f1(pixel_cal, normal_px, d_px[masks], binned=True)
         else:
-            pixel_how = f"no masks: pixel threshold kept by rule {opts.threshold_rule} of each normal image's maximum"
+            pixel_how = f"no masks: pixel threshold kept at {pixel_text}"
         description = (f"F1-optimal on {len(val_set) + len(good)} normal validation and {len(defective)} defective images{part}; "
                        f"image: {image_how}; pixel: {pixel_how}; low = normal median")
         log.info("calibration: %s", description)

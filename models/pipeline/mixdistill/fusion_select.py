@@ -149,6 +149,11 @@ def bootstrap_advantage(normal_maps: list[torch.Tensor], defect_maps: list[torch
 # The guard of `select` (models/studies/new-category-defaults.md): a candidate replaces all paths only if it wins
 # by a clear margin and in nearly every resample, because a single path chosen on a few (painted) defects can cost
 # far more than the all-paths fusion ever does.
+def best_candidate(rows: list[dict]) -> dict:
+    """The row with the highest criterion (to four decimals); ties keep the candidate with more paths."""
+    return max(rows, key=lambda r: (round(r["mean"], 4), sum(w > 0 for w in r["weights"])))
+
+
 GUARD_MARGIN = 0.01
 GUARD_LEVEL = 0.95
 CHOICES = ("all-paths", "guarded", "best")
@@ -167,7 +172,7 @@ def select(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], mas
     if choose not in CHOICES:
         raise ValueError(f"fusion choice {choose!r}: one of {', '.join(CHOICES)}")
     rows = score(normal_maps, defect_maps, masks, norms, candidates(names), sigma, ksize, reduction, seed, negatives, real)
-    best = max(rows, key=lambda r: (round(r["mean"], 4), sum(w > 0 for w in r["weights"])))
+    best = best_candidate(rows)
     chosen = rows[0] if choose == "all-paths" else best
     if choose == "guarded" and best["name"] != "all paths":
         everything = rows[0]
