@@ -19,6 +19,7 @@ export interface Config {
   MAX_BODY_BYTES: number;
   MAX_IMAGE_BYTES: number;
   MAX_PIXELS: number;
+  MAX_TILES: number;
   MAX_FILES: number;
   REQUEST_TIMEOUT_MS: number;
   SHUTDOWN_DRAIN_MS: number;
@@ -50,6 +51,8 @@ const schema = {
     MAX_BODY_BYTES: { type: 'integer', minimum: 1024, default: 64 * 1024 * 1024 },
     MAX_IMAGE_BYTES: { type: 'integer', minimum: 1024, default: 20 * 1024 * 1024 },
     MAX_PIXELS: { type: 'integer', minimum: 1, default: 40_000_000 },
+    // Tiles of one image for a tiled model (input.fit tile): each is one inference, so this caps one image's cost.
+    MAX_TILES: { type: 'integer', minimum: 1, maximum: 4096, default: 64 },
     MAX_FILES: { type: 'integer', minimum: 1, maximum: 256, default: 16 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 30_000 },
     SHUTDOWN_DRAIN_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 0 },

@@ -87,6 +87,12 @@ export function validateManifest(value: unknown, folderName?: string): Manifest 
   for (const f of m.fusion.paths) {
     if (!student.has(f.student)) throw new ManifestError(`fusion path ${f.student} is not a student output`);
   }
+  if ((m.input.fit === 'tile') !== (m.input.tile !== undefined)) {
+    throw new ManifestError('input.tile is required with input.fit tile and refused with any other fit');
+  }
+  if (m.input.tile && m.input.tile.overlap >= Math.min(m.input.width, m.input.height)) {
+    throw new ManifestError(`input.tile.overlap ${m.input.tile.overlap} must be below the tile's width and height`);
+  }
   if (m.fusion.sigma > 0 && m.fusion.kernelSize % 2 === 0) throw new ManifestError('fusion.kernelSize must be odd');
   const pad = (m.fusion.kernelSize - 1) / 2;
   if (m.fusion.sigma > 0 && (pad >= m.input.width || pad >= m.input.height)) {

@@ -3,16 +3,22 @@ import type { ModelEngine } from '../engine/model-engine.js';
 import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../graph/head.js';
 import { decodeImage, type DecodedImage, type DecodeLimits } from '../image/decode.js';
 import type { ItemResult } from '../engine/batcher.js';
-import { mapPlacement, resizeForModel } from '../image/preprocess.js';
+import { mapPlacement, resizeForModel, type MapPlacement } from '../image/preprocess.js';
 import { cropMap } from '../maps/crop.js';
 import { resizeBilinear } from '../maps/resize.js';
 import { colorize } from './colormap.js';
 import { greyPng, heatmapPng, mapPng, overlayPng } from './encode.js';
 import { connectedRegions } from './regions.js';
 import { effectiveThresholds, normalize, normalizeMap } from './scoring.js';
+import { scoreTiled } from './tiled.js';
 
 export const INCLUDES = ['heatmap', 'overlay', 'mask', 'map', 'regions', 'paths'] as const;
 export type Include = (typeof INCLUDES)[number];
+
+/** Limits on one image: its pixels (checked on the header) and, for tiled models, its tiles. */
+export interface ImageLimits extends DecodeLimits {
+  maxTiles?: number;
+}
 
 export interface DetectOptions {
   include: ReadonlySet<Include>;
@@ -58,6 +64,8 @@ export interface DetectionResult {
   pixelThreshold: number;
   isAnomalous: boolean;
   batchSize: number;
+  /** Model inputs the image became: 1, or its tile count for a tiled model. */
+  tiles: number;
   timings: Timings;
   heatmap?: string;
   overlay?: string;
@@ -80,32 +88,64 @@ function maxOf(a: Float32Array): number {
 
 export interface Scored {
   image: DecodedImage;
-  /** Graph outputs for this image: anomaly_map (model resolution), score, path maps. */
-  outputs: ItemResult['outputs'];
+  /** The fused, smoothed anomaly map, mapWidth x mapHeight: the model's input size, or the inspection scale's when tiled. */
   map: Float32Array;
+  mapWidth: number;
+  mapHeight: number;
+  /** Where the map lands on the image. */
+  at: MapPlacement;
   score: number;
+  tiles: number;
   batchSize: number;
   timings: Pick<Timings, 'decode' | 'preprocess' | 'queue' | 'inference'>;
+  /** A path's raw map (1 - cos) at the map's resolution, bilinear (blended over tiles), and its largest raw value. */
+  pathMap(student: string): { map: Float32Array; max: number };
 }
 
 /** decode -> preprocess -> infer: the part of the request path that the evaluation command shares. */
-export async function scoreImage(engine: ModelEngine, bytes: Buffer, index: number, limits: DecodeLimits): Promise<Scored> {
+export async function scoreImage(engine: ModelEngine, bytes: Buffer, index: number, limits: ImageLimits): Promise<Scored> {
   const m = engine.manifest;
+  const { width: W, height: H } = m.input;
   const t0 = performance.now();
   const image = await decodeImage(bytes, limits, index);
   const decode = since(t0);
+  if (m.input.fit === 'tile') {
+    const t = await scoreTiled(engine, image, index, limits.maxTiles ?? Infinity);
+    const whole = { left: 0, top: 0, width: t.width, height: t.height };
+    return {
+      image,
+      map: t.map,
+      mapWidth: t.width,
+      mapHeight: t.height,
+      at: { from: whole, to: { left: 0, top: 0, width: image.width, height: image.height } },
+      score: t.score,
+      tiles: t.tiles,
+      batchSize: t.batchSize,
+      timings: { decode, preprocess: t.preprocessMs, queue: t.queueMs, inference: t.inferenceMs },
+      pathMap: t.pathMap,
+    };
+  }
   const t1 = performance.now();
   // Scaling and the intensity remap run inside the composed graph (src/graph/preprocess.ts).
   const rgb = await resizeForModel(image, m.input, index);
   const preprocess = since(t1);
   const inferred = await engine.infer(rgb);
+  const outputs: ItemResult['outputs'] = inferred.outputs;
   return {
     image,
-    outputs: inferred.outputs,
-    map: inferred.outputs[OUTPUT_MAP].data,
-    score: inferred.outputs[OUTPUT_SCORE].data[0],
+    map: outputs[OUTPUT_MAP].data,
+    mapWidth: W,
+    mapHeight: H,
+    at: mapPlacement(image.width, image.height, m.input),
+    score: outputs[OUTPUT_SCORE].data[0],
+    tiles: 1,
     batchSize: inferred.batchSize,
     timings: { decode, preprocess, queue: inferred.queueMs, inference: inferred.inferenceMs },
+    pathMap(student) {
+      const { data, dims } = outputs[pathOutput(student)];
+      const [h, w] = dims.slice(-2);
+      return { map: resizeBilinear(data, h, w, H, W), max: maxOf(data) };
+    },
   };
 }
 
@@ -115,17 +155,17 @@ export async function detectImage(
   bytes: Buffer,
   index: number,
   opts: DetectOptions & { wantPng?: boolean },
-  limits: DecodeLimits,
+  limits: ImageLimits,
 ): Promise<DetectionResult> {
   const m: Manifest = engine.manifest;
-  const { width: W, height: H } = m.input;
   const t0 = performance.now();
-  const { image, outputs, map, score, batchSize, timings } = await scoreImage(engine, bytes, index, limits);
+  const scored = await scoreImage(engine, bytes, index, limits);
+  const { image, map, score, batchSize, timings, at } = scored;
+  const { mapWidth: W, mapHeight: H } = scored;
 
   const t2 = performance.now();
   const cal = m.calibration;
   const th = effectiveThresholds(cal.image, cal.pixel, opts);
-  const at = mapPlacement(image.width, image.height, m.input);
   const result: DetectionResult = {
     index,
     width: image.width,
@@ -136,6 +176,7 @@ export async function detectImage(
     pixelThreshold: round(th.pixel, 5),
     isAnomalous: score >= th.image,
     batchSize,
+    tiles: scored.tiles,
     timings: { decode: 0, preprocess: 0, queue: 0, inference: 0, postprocess: 0, encode: 0, total: 0 },
   };
   const inc = opts.include;
@@ -173,14 +214,12 @@ export async function detectImage(
   if (inc.has('paths')) {
     const fusion = new Map(m.fusion.paths.map((f) => [f.student, f]));
     for (const o of m.student.outputs) {
-      const { data: raw, dims } = outputs[pathOutput(o.name)];
+      const { map: up, max } = scored.pathMap(o.name);
       const f = fusion.get(o.name);
-      const [h, w] = dims.slice(-2);
-      const up = resizeBilinear(raw, h, w, H, W);
       // Display scale: 1 is the path's normal 99.9th percentile; twice that saturates.
-      const offset = f?.offset ?? 0, scale = f?.scale ?? Math.max(maxOf(raw), 1e-6);
+      const offset = f?.offset ?? 0, scale = f?.scale ?? Math.max(max, 1e-6);
       for (let i = 0; i < up.length; i++) up[i] = (up[i] - offset) / scale / 2;
-      pathMaps.push({ o, rgb: colorize(up), max: maxOf(raw) });
+      pathMaps.push({ o, rgb: colorize(up), max });
     }
   }
   const postprocessMs = since(t2);

@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { ModelEngine } from '../engine/model-engine.js';
-import { scoreImage } from '../detect/detect.js';
-import { pathOutput } from '../graph/head.js';
+import { scoreImage, type Scored } from '../detect/detect.js';
 import { reduceScore } from '../maps/fuse.js';
 import { gaussianBlur } from '../maps/gaussian.js';
-import { resizeBilinear } from '../maps/resize.js';
+import { scaledSize } from '../maps/tiles.js';
 import type { Manifest } from '../bundle/manifest.js';
 import { fitToInput, mapPlacement, type Placement } from '../image/preprocess.js';
 import { cropMap } from '../maps/crop.js';
@@ -16,6 +15,8 @@ export interface Scores {
   sample: TestSample;
   score: number;
   map: Float32Array;
+  /** The map's width: the model's input width, or the image's at the inspection scale when tiled. */
+  width: number;
   mask: Uint8Array | null;
   /** The input pixels that show the image (all but a letterbox's mirrored borders): pixel metrics count these. */
   window: Placement;
@@ -57,14 +58,12 @@ export class PathMetrics {
     this.px = manifest.student.outputs.map(() => new PixelMetrics(0, 2));
   }
 
-  add(outputs: Awaited<ReturnType<typeof scoreImage>>['outputs'], mask: Uint8Array | null, defective: boolean, window: Placement): void {
-    const { width: W, height: H } = this.manifest.input;
+  add(scored: Scored, mask: Uint8Array | null, defective: boolean, window: Placement): void {
+    const { mapWidth: W, mapHeight: H } = scored;
     const { sigma, kernelSize, reduction } = this.manifest.fusion;
     this.labels.push(defective);
     this.manifest.student.outputs.forEach((o, k) => {
-      const { data, dims } = outputs[pathOutput(o.name)];
-      const [h, w] = dims.slice(-2);
-      const map = gaussianBlur(resizeBilinear(data, h, w, H, W), H, W, sigma, kernelSize);
+      const map = gaussianBlur(scored.pathMap(o.name).map, H, W, sigma, kernelSize);
       this.scores[k].push(reduceScore(map, reduction));
       this.px[k].add(cropMap(map, W, window), mask && cropMap(mask, W, window), window.width, window.height);
     });
@@ -93,9 +92,17 @@ export interface Report extends GroupMetrics {
   curves: { imageRoc: RocPoint[]; pixelRoc: { fpr: number; tpr: number }[]; pro: { fpr: number; pro: number }[] };
 }
 
-/** The mask at the model's input resolution, fitted exactly like its width x height image (nearest neighbour), 0/1. */
-async function maskAtInput(file: string, engine: ModelEngine, width: number, height: number): Promise<Uint8Array> {
-  const raw = await fitToInput(sharp(await readFile(file)).greyscale(), width, height, engine.manifest.input, 'nearest').raw().toBuffer();
+/**
+ * The mask at the map's resolution, 0/1, nearest neighbour: fitted to the model's input exactly like its width x
+ * height image, or, when tiled, resized to the image's size at the inspection scale (its own size at scale 1).
+ */
+async function maskAtMap(file: string, engine: ModelEngine, width: number, height: number): Promise<Uint8Array> {
+  const input = engine.manifest.input;
+  const mask = sharp(await readFile(file)).greyscale();
+  const fitted = input.fit === 'tile'
+    ? mask.resize({ ...scaledSize(width, height, input.tile!.scale), fit: 'fill', kernel: 'nearest' })
+    : fitToInput(mask, width, height, input, 'nearest');
+  const raw = await fitted.raw().toBuffer();
   return Uint8Array.from(raw, (v) => (v > 127 ? 1 : 0));
 }
 
@@ -114,10 +121,10 @@ export async function scoreAll(
       const i = next++;
       const s = samples[i];
       const scored = await scoreImage(engine, await readFile(s.file), i, { maxPixels: 400_000_000 });
-      const window = mapPlacement(scored.image.width, scored.image.height, engine.manifest.input).from;
-      const mask = s.defect === 'good' ? null : s.mask ? await maskAtInput(s.mask, engine, scored.image.width, scored.image.height) : new Uint8Array(scored.map.length);
-      out[i] = { sample: s, score: scored.score, map: Float32Array.from(scored.map), mask, window };
-      paths?.add(scored.outputs, mask, s.defect !== 'good', window);
+      const window = scored.at.from;
+      const mask = s.defect === 'good' ? null : s.mask ? await maskAtMap(s.mask, engine, scored.image.width, scored.image.height) : new Uint8Array(scored.map.length);
+      out[i] = { sample: s, score: scored.score, map: Float32Array.from(scored.map), width: scored.mapWidth, mask, window };
+      paths?.add(scored, mask, s.defect !== 'good', window);
       onProgress?.(++done);
     }
   };
@@ -125,11 +132,11 @@ export async function scoreAll(
   return out;
 }
 
-function group(scores: Scores[], threshold: number, pixelThreshold: number, lo: number, hi: number, W: number): GroupMetrics & { px: PixelMetrics } {
+function group(scores: Scores[], threshold: number, pixelThreshold: number, lo: number, hi: number): GroupMetrics & { px: PixelMetrics } {
   const s = scores.map((x) => x.score);
   const labels = scores.map((x) => x.sample.defect !== 'good');
   const px = new PixelMetrics(lo, hi);
-  for (const { map, mask, window: w } of scores) px.add(cropMap(map, W, w), mask && cropMap(mask, W, w), w.width, w.height);
+  for (const { map, width, mask, window: w } of scores) px.add(cropMap(map, width, w), mask && cropMap(mask, width, w), w.width, w.height);
   return {
     images: scores.length,
     imageAUROC: auroc(s, labels),
@@ -149,11 +156,11 @@ export function computeReport(engine: ModelEngine, data: string, scores: Scores[
   for (const x of scores) for (const v of x.map) { if (v < lo) lo = v; if (v > hi) hi = v; }
   const threshold = m.calibration.image.threshold;
   const pixelThreshold = m.calibration.pixel.threshold;
-  const { px, ...overall } = group(scores, threshold, pixelThreshold, lo, hi, m.input.width);
+  const { px, ...overall } = group(scores, threshold, pixelThreshold, lo, hi);
   const good = scores.filter((x) => x.sample.defect === 'good');
   const perDefect: Record<string, GroupMetrics> = {};
   for (const d of [...new Set(scores.map((x) => x.sample.defect))].filter((d) => d !== 'good')) {
-    const { px: _px, ...g } = group([...good, ...scores.filter((x) => x.sample.defect === d)], threshold, pixelThreshold, lo, hi, m.input.width);
+    const { px: _px, ...g } = group([...good, ...scores.filter((x) => x.sample.defect === d)], threshold, pixelThreshold, lo, hi);
     perDefect[d] = g;
   }
   const s = scores.map((x) => x.score);

@@ -65,12 +65,12 @@ export function histogramSpec(scores: { score: number; group: string }[], thresh
   } as TopLevelSpec;
 }
 
-/** One row per sample: the image, its heatmap over it, and its mask; at the model's input size. */
+/** One row per sample: the image, its heatmap over it, and its mask; at the map's size (pixels gives the image at it). */
 export async function sampleGrid(rows: { s: Scores; label: string }[], m: Manifest, pixels: (file: string) => Promise<Buffer>): Promise<Buffer> {
-  const { width: W, height: H } = m.input;
   const tile = 160, pad = 6, labelH = 18;
   const composites: OverlayOptions[] = [];
   for (const [r, { s, label }] of rows.entries()) {
+    const W = s.width, H = s.map.length / s.width;
     const top = r * (tile + labelH + pad);
     const rgb = await pixels(s.sample.file);
     const scaled = Float32Array.from(s.map, (v) => normalize(v, m.calibration.pixel));

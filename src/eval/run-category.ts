@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { ModelEngine } from '../engine/model-engine.js';
 import { decodeImage } from '../image/decode.js';
 import { resizeForModel } from '../image/preprocess.js';
+import { scaledSize } from '../maps/tiles.js';
 import { testSamples } from './dataset.js';
 import { computeReport, PathMetrics, scoreAll, type Report } from './evaluate.js';
 import { histogramSpec, proSpec, renderPng, rocSpec, sampleGrid } from './plots.js';
@@ -76,8 +77,14 @@ export async function evaluateCategory(opts: {
     ...defective.slice(-3).reverse().map((s) => ({ s, label: caption(s, 'worst missed') })),
     ...good.slice(0, 2).map((s) => ({ s, label: caption(s, 'highest-scoring good') })),
   ];
-  const pixelsAtInput = async (file: string) => resizeForModel(await decodeImage(await readFile(file), { maxPixels: 400_000_000 }), bundle.manifest.input);
-  plots.push(['samples.png', sampleGrid(rows, bundle.manifest, pixelsAtInput)]);
+  const input = bundle.manifest.input;
+  const pixelsAtMap = async (file: string) => {
+    const image = await decodeImage(await readFile(file), { maxPixels: 400_000_000 });
+    if (input.fit !== 'tile') return resizeForModel(image, input);
+    const size = scaledSize(image.width, image.height, input.tile!.scale);
+    return image.pipeline.clone().resize({ ...size, fit: 'fill', kernel: 'lanczos3' }).removeAlpha().raw().toBuffer();
+  };
+  plots.push(['samples.png', sampleGrid(rows, bundle.manifest, pixelsAtMap)]);
   for (const [name, png] of plots) await writeFile(path.join(out, name), await png);
   return { report, md, files: ['report.json', 'summary.md', ...plots.map(([n]) => n)] };
 }

@@ -17,7 +17,7 @@ export interface HeadTensors {
 /**
  * The discrepancy head, as ONNX nodes (mirrors models/pipeline/mixdistill/anomaly_map.py and src/maps):
  * per path 1 - cos over channels -> bilinear (half-pixel) to the input size -> (d - offset) * weight / scale,
- * summed -> separable Gaussian with reflect padding -> score by max or top-k mean.
+ * summed -> separable Gaussian with reflect padding (not for tiles) -> score by max or top-k mean.
  * Outputs: anomaly_map [N,1,H,W], score [N], and each path's raw map path:<student> [N,1,h,w].
  */
 export function buildHead(g: GraphBuilder, m: Manifest, t: HeadTensors): string[] {
@@ -55,7 +55,9 @@ export function buildHead(g: GraphBuilder, m: Manifest, t: HeadTensors): string[
   let fused = terms.length === 1 ? terms[0] : g.op('Sum', terms);
 
   const { sigma, kernelSize: k } = m.fusion;
-  if (sigma > 0 && k > 1) {
+  // A tile's map is blended with its neighbours' before it is smoothed (src/detect/tiled.ts): smoothing each tile
+  // alone would mirror its borders into the blend and leave seams. Its score output is then unused.
+  if (sigma > 0 && k > 1 && m.input.fit !== 'tile') {
     const kernel = gaussianKernel1d(sigma, k);
     const r = (k - 1) / 2;
     const padW = g.op('Pad', [fused, g.ints([0, 0, 0, r, 0, 0, 0, r])], { mode: 'reflect' });

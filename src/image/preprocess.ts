@@ -1,8 +1,9 @@
 import type { FitEnum, Sharp } from 'sharp';
 import type { DecodedImage } from './decode.js';
+import { scaledSize, type TileSpec } from '../maps/tiles.js';
 import { imageError } from './errors.js';
 
-export type Fit = 'stretch' | 'center-crop' | 'letterbox';
+export type Fit = 'stretch' | 'center-crop' | 'letterbox' | 'tile';
 
 export interface InputSpec {
   width: number;
@@ -10,6 +11,8 @@ export interface InputSpec {
   channelOrder: 'RGB' | 'BGR';
   scaling: { scale: number; mean: number[]; std: number[] };
   fit: Fit;
+  /** With fit tile: the inspection scale, overlap and blend (src/maps/tiles.ts). */
+  tile?: TileSpec;
   /** Per-image exposure normalisation: pixels remapped to this mean and std (0..255) before scaling. */
   normalizeIntensity?: { mean: number; std: number };
 }
@@ -79,6 +82,35 @@ export function fitToInput(img: Sharp, width: number, height: number, input: Pic
 export async function resizeForModel(image: DecodedImage, input: InputSpec, index = 0): Promise<Buffer> {
   try {
     return await fitToInput(image.pipeline.clone(), image.width, image.height, input).removeAlpha().raw().toBuffer();
+  } catch (err) {
+    throw imageError(err, index);
+  }
+}
+
+/** fit tile: the image at the inspection scale (`scaled`), and its pixels mirror-extended to at least one tile a side. */
+export interface TiledImage {
+  rgb: Buffer;
+  /** Size of `rgb`: at least the tile's on each side. */
+  width: number;
+  height: number;
+  /** The image's own size at the inspection scale (the top-left part of `rgb`): the blended map's size. */
+  scaled: { width: number; height: number };
+}
+
+/**
+ * The image resized by tile.scale with the kernel the other fits use (the pipeline's), then mirror-extended where a
+ * side is shorter than a tile, as letterbox extends: a flat band would be a texture the student never saw.
+ */
+export async function resizeForTiles(image: DecodedImage, input: InputSpec, index = 0): Promise<TiledImage> {
+  const scaled = scaledSize(image.width, image.height, input.tile!.scale);
+  const width = Math.max(scaled.width, input.width), height = Math.max(scaled.height, input.height);
+  try {
+    let img = image.pipeline.clone();
+    if (scaled.width !== image.width || scaled.height !== image.height) img = img.resize(scaled.width, scaled.height, { fit: 'fill', kernel: 'lanczos3' });
+    if (width > scaled.width || height > scaled.height) {
+      img = img.extend({ right: width - scaled.width, bottom: height - scaled.height, extendWith: 'mirror' });
+    }
+    return { rgb: await img.removeAlpha().raw().toBuffer(), width, height, scaled };
   } catch (err) {
     throw imageError(err, index);
   }

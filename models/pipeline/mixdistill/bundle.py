@@ -16,6 +16,7 @@ FIT_LIMITS = {
     "stretch": "non-square images are stretched to the square input, so each part's texture scale changes with its aspect ratio",
     "center-crop": "the borders outside the centred square are not inspected",
     "letterbox": "a non-square image fills only part of the input (its longer side), so elongated parts are seen at a smaller scale and with fewer map pixels",
+    "tile": "each tile is scored with the context of that tile only, so a defect larger than a tile is seen piecewise, and an image costs one inference per tile",
 }
 
 
@@ -33,6 +34,11 @@ def validate_manifest(manifest: dict) -> None:
             raise ValueError(f"student output {o['name']} imitates unknown teacher output {o['imitates']}")
         if (t["stride"], t["channels"]) != (o["stride"], o["channels"]):
             raise ValueError(f"student output {o['name']} does not match the shape of {o['imitates']}")
+    inp = manifest["input"]
+    if (inp["fit"] == "tile") != ("tile" in inp):
+        raise ValueError("input.tile is required with input.fit tile and refused with any other fit")
+    if "tile" in inp and inp["tile"]["overlap"] >= min(inp["width"], inp["height"]):
+        raise ValueError(f"input.tile.overlap {inp['tile']['overlap']} must be below the tile's width and height")
 
 
 METRICS_START = "<!-- metrics:start -->"

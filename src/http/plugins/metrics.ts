@@ -17,6 +17,7 @@ export class Metrics {
   readonly queueDepth = this.scrapedPerModel('mixdistill_queue_depth', 'Images waiting for an inference worker', () => this.queueDepths());
   readonly inProgress = this.scrapedPerModel('mixdistill_requests_in_progress', 'Detection requests being handled per model, from reading the body to the answer', () => this.requestsInProgress());
   readonly scores = new Histogram({ name: 'mixdistill_anomaly_score_normalized', help: 'Normalized anomaly scores (0.5 = calibrated threshold); watch for drift', labelNames: ['model'], buckets: Array.from({ length: 20 }, (_, i) => (i + 1) / 20), registers: [this.registry] });
+  readonly tiles = new Counter({ name: 'mixdistill_tiles_total', help: 'Model inputs scored: one per image, one per tile for a tiled model', labelNames: ['model'], registers: [this.registry] });
   readonly verdicts = new Counter({ name: 'mixdistill_images_total', help: 'Scored images by verdict', labelNames: ['model', 'verdict'], registers: [this.registry] });
   readonly modelInfo = new Gauge({ name: 'mixdistill_model_info', help: '1 per loaded model, labelled with its version and the execution provider really in use', labelNames: ['model', 'version', 'provider'], registers: [this.registry] });
   readonly modelReady = new Gauge({ name: 'mixdistill_model_ready', help: '1 when the model is loaded and warmed, else 0', labelNames: ['model'], registers: [this.registry] });

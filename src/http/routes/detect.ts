@@ -39,7 +39,7 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
 
 export default async function detectRoutes(app: FastifyInstance, opts: { config: Config }) {
   const c = opts.config;
-  const limits = { maxPixels: c.MAX_PIXELS };
+  const limits = { maxPixels: c.MAX_PIXELS, maxTiles: c.MAX_TILES };
 
   app.post('/detect', { schema: routeSchema('detect'), config: { auth: true } }, async (request, reply) => {
     const q = request.query as DetectQuery;
@@ -70,6 +70,7 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
     for (const r of results) {
       for (const s of STAGES) m.stageSeconds.observe({ model: name, stage: s }, r.timings[s] / 1000);
       m.scores.observe({ model: name }, r.normalizedScore);
+      m.tiles.inc({ model: name }, r.tiles);
       m.verdicts.inc({ model: name, verdict: r.isAnomalous ? 'anomalous' : 'normal' });
     }
     if (wantPng) {
