@@ -96,3 +96,28 @@ t.test('letterbox: masks are fitted like the images and pixel metrics count the 
   const again = computeReport(engine, cat, scores.map((s) => (s === good ? { ...s, map: raised } : s)), 1);
   t.same([again.pixelAUROC, again.pixelAUPRO], [report.pixelAUROC, report.pixelAUPRO], 'the mirrored borders are not counted');
 });
+
+t.test('tile: each image is scored at its own size, its mask at that size, whatever the sizes in one set', async (t) => {
+  const { root, engine } = await tinyEngine(t, (m) => {
+    m.input.fit = 'tile';
+    m.input.tile = { scale: 1, overlap: 16, blend: 'feather' };
+  });
+  const cat = path.join(root, 'cat');
+  for (const d of ['test/good', 'test/bar', 'ground_truth/bar']) await mkdir(path.join(cat, d), { recursive: true });
+  const png = (px: Uint8Array, w: number, h: number) => sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 1 } }).png().toBuffer();
+  await writeFile(path.join(cat, 'test/good', '0.png'), await png(Uint8Array.from(noise(90 * 150, 8, 120), (v) => 60 + v), 90, 150));
+  const img = Uint8Array.from(noise(100 * 130, 7, 120), (v) => 60 + v);
+  const mask = new Uint8Array(100 * 130);
+  for (let y = 100; y < 104; y++) for (let x = 10; x < 90; x++) { img[y * 100 + x] = 250; mask[y * 100 + x] = 255; }
+  await writeFile(path.join(cat, 'test/bar', '0.png'), await png(img, 100, 130));
+  await writeFile(path.join(cat, 'ground_truth/bar', '0_mask.png'), await png(mask, 100, 130));
+
+  const scores = await scoreAll(engine, await testSamples(cat), undefined, 2);
+  const bar = scores.find((s) => s.sample.defect === 'bar')!, good = scores.find((s) => s.sample.defect === 'good')!;
+  t.same([bar.width, bar.map.length / bar.width], [100, 130], 'the defective image at its own size');
+  t.same([good.width, good.map.length / good.width], [90, 150], 'the good one at its own');
+  t.same(bar.window, { left: 0, top: 0, width: 100, height: 130 });
+  t.same(Array.from(bar.mask!), Array.from(mask, (v) => (v > 127 ? 1 : 0)), 'the mask as drawn, not resized');
+  const report = computeReport(engine, cat, scores, 1);
+  for (const v of [report.imageAUROC, report.pixelAUROC, report.pixelAUPRO]) t.ok(v >= 0 && v <= 1, `${v} in [0, 1]`);
+});

@@ -25,7 +25,7 @@ try {
   for (let i = 0; i < files.length; i++) {
     const s = await scoreImage(engine, await readFile(files[i]), i, { maxPixels: 400_000_000 });
     await out.write(new Uint8Array(s.map.buffer, s.map.byteOffset, s.map.byteLength));
-    process.stdout.write(JSON.stringify({ file: files[i], score: s.score }) + '\n');
+    process.stdout.write(JSON.stringify({ file: files[i], score: s.score, mapWidth: s.mapWidth, mapHeight: s.mapHeight, tiles: s.tiles }) + '\n');
   }
 } finally {
   await out.close();

@@ -84,6 +84,8 @@ export class PathMetrics {
 export interface Report extends GroupMetrics {
   model: { name: string; version: string };
   data: string;
+  /** Where pixel metrics are computed: the model's input, or each image at the inspection scale (tiled bundles). */
+  mapsAt: string;
   threshold: number;
   f1MaxThreshold: number;
   perDefect: Record<string, GroupMetrics>;
@@ -168,6 +170,9 @@ export function computeReport(engine: ModelEngine, data: string, scores: Scores[
   return {
     model: { name: m.name, version: m.version },
     data,
+    mapsAt: m.input.fit === 'tile'
+      ? `each image's own size${m.input.tile!.scale === 1 ? '' : ` at scale ${m.input.tile!.scale}`} (fit tile: ${m.input.width}x${m.input.height} tiles, overlap ${m.input.tile!.overlap}, ${m.input.tile!.blend} blend)`
+      : `the model's ${m.input.width}x${m.input.height} input (fit ${m.input.fit})`,
     ...overall,
     threshold,
     f1MaxThreshold: f1Max(s, labels).threshold,

@@ -18,7 +18,7 @@ export function summary(r: Report & { split?: SplitInfo }): string {
     `# Evaluation of ${r.model.name} ${r.model.version}`,
     '',
     `Data: \`${r.data}\`, ${r.images} images: ${partText(r.split)}. Calibrated image threshold ${r.threshold.toFixed(4)}.`,
-    `Scored by the service's own engine (npm run eval), ${(r.secondsPerImage * 1000).toFixed(1)} ms per image end to end on this machine.`,
+    `Scored by the service's own engine (npm run eval), ${(r.secondsPerImage * 1000).toFixed(1)} ms per image end to end on this machine; maps and masks at ${r.mapsAt}.`,
     '',
     '| defect | images | image AUROC | pixel AUROC | AUPRO (FPR ≤ 0.3) | image F1 @ threshold | image F1-max | pixel F1 @ threshold | pixel F1-max |',
     '|---|---|---|---|---|---|---|---|---|',

@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--widths", type=lambda v: [int(x) for x in _csv(v)], default=None, help="student stage widths")
     t.add_argument("--blocks", type=int, default=2, help="basic blocks per student stage")
     t.add_argument("--size", type=int, default=256, help="square input size")
-    t.add_argument("--fit", choices=["stretch", "center-crop", "letterbox"], default="stretch")
+    t.add_argument("--fit", choices=["stretch", "center-crop", "letterbox", "tile"], default="stretch",
+                   help="how an image meets the square input; tile: cut into --size tiles at --tile-scale (the bundle's input.tile)")
+    t.add_argument("--tile-scale", type=float, default=1.0, help="with --fit tile: inspection scale (1: native pixels)")
+    t.add_argument("--tile-overlap", type=int, default=32, help="with --fit tile: pixels neighbouring tiles share at least")
+    t.add_argument("--tile-blend", choices=["mean", "feather"], default="feather", help="with --fit tile: how overlapping tiles' maps combine")
     t.add_argument("--normalize-intensity", type=lambda v: dict(zip(("mean", "std"), map(float, v.split(",")))), default=None,
                    metavar="MEAN,STD", help="remap each image's pixels to this mean and std (0..255) before the teacher")
     t.add_argument("--epochs", type=int, default=None)
@@ -140,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "train":
         from .train import TrainConfig, train
 
+        tile = {"scale": args.tile_scale, "overlap": args.tile_overlap, "blend": args.tile_blend} if args.fit == "tile" else None
         r = resolve(args.recipe, {k: getattr(args, k) for k in ("teacher", "taps", "widths", "epochs", "min_steps", "denoise", "denoise_kinds", "hard_fraction")})
         cfg = TrainConfig(data=args.data, category=args.category, out=args.out, teacher=r["teacher"], taps=r["taps"],
                           paths=args.paths, path_weights=args.path_weights, standardize_teacher=args.standardize_teacher, student=args.student, widths=r["widths"], blocks=args.blocks,
-                          width=args.size, height=args.size, fit=args.fit, normalize_intensity=args.normalize_intensity, epochs=r["epochs"], min_steps=r["min_steps"], batch=args.batch, lr=args.lr,
+                          width=args.size, height=args.size, fit=args.fit, tile=tile, normalize_intensity=args.normalize_intensity, epochs=r["epochs"], min_steps=r["min_steps"], batch=args.batch, lr=args.lr,
                           augment=not args.no_augment, denoise=r["denoise"], denoise_kinds=r["denoise_kinds"], hard_fraction=r["hard_fraction"], val_fraction=args.val_fraction, seed=args.seed, split_seed=args.split_seed, threads=args.threads)
         train(cfg, resume=not args.no_resume, cache_mib=args.cache_mib, device=args.device, amp=args.amp)
         return 0

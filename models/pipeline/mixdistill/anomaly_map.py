@@ -46,7 +46,8 @@ def fuse(maps: list[torch.Tensor], offsets: list[float], scales: list[float], we
 
 
 def reduce_score(fused: torch.Tensor, reduction: dict) -> torch.Tensor:
-    flat = fused.flatten(1)
+    """Per image; NaN (outside an image of a tiled bundle's stacked maps, tiles.nan_stack) never counts."""
+    flat = torch.nan_to_num(fused.flatten(1), nan=-torch.inf)
     if reduction["kind"] == "max":
         return flat.max(dim=1).values
     if reduction["kind"] == "topk-mean":

@@ -41,6 +41,14 @@ def validate_manifest(manifest: dict) -> None:
         raise ValueError(f"input.tile.overlap {inp['tile']['overlap']} must be below the tile's width and height")
 
 
+def _tile_text(inp: dict) -> str:
+    t = inp.get("tile")
+    if not t:
+        return ""
+    return (f" (tiles of the input's size at scale {t['scale']:g}{' (native pixels)' if t['scale'] == 1 else ''}, neighbours sharing at "
+            f"least {t['overlap']} pixels, {t['blend']} blend; the score and maps come from the blended map at each image's size)")
+
+
 METRICS_START = "<!-- metrics:start -->"
 METRICS_END = "<!-- metrics:end -->"
 
@@ -137,7 +145,7 @@ def write_card(folder: Path, manifest: dict, notes: str = "") -> None:
 - Training data: `{p['data']['root']}` category `{p['data']['category']}`, normal images only:
   {p['data']['trainImages']} for training, {p['data']['validationImages']} held out (seed {p['data']['seed']}) for
   validation and calibration.
-- Input: {manifest['input']['width']}x{manifest['input']['height']} RGB, fit `{manifest['input']['fit']}`, scaling x = pixel * {manifest['input']['scaling']['scale']:.6g} - mean, / std
+- Input: {manifest['input']['width']}x{manifest['input']['height']} RGB, fit `{manifest['input']['fit']}`{_tile_text(manifest['input'])}, scaling x = pixel * {manifest['input']['scaling']['scale']:.6g} - mean, / std
   (mean {manifest['input']['scaling']['mean']}, std {manifest['input']['scaling']['std']}). Grey images are copied to three channels.
 {"- Exposure: each image's pixels are remapped to mean " + str(manifest['input']['normalizeIntensity']['mean']) + " and std " + str(manifest['input']['normalizeIntensity']['std']) + " before scaling." if manifest['input'].get('normalizeIntensity') else "- Exposure: not normalised."}
 

@@ -98,6 +98,52 @@ def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Pat
     return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
 
 
+@dataclass(frozen=True)
+class ScaledImage:
+    """An image at a tiled bundle's inspection scale, as the service prepares it (resizeForTiles): `pixels` is
+    mirror-extended to at least one tile a side; the image itself is its top-left `width` x `height`."""
+    pixels: np.ndarray  # [H, W, 3] uint8 RGB
+    width: int
+    height: int
+
+
+def prepare_scaled(samples: list[Sample], tile_width: int, tile_height: int, scale: float, cache: Path) -> list[ScaledImage]:
+    """Each sample at the inspection scale (fit tile), exactly as the server prepares it; cached like prepare()."""
+    if not PREPARE_JS.exists():
+        raise FileNotFoundError(f"{PREPARE_JS} is missing: run `npm run build` in the repo root first")
+    files = [str(s.path.resolve()) for s in samples]
+    stamp = [(f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps([stamp, tile_width, tile_height, "tile", scale]).encode()).hexdigest()[:16]
+    out = cache / f"scaled-{key}-{tile_width}x{tile_height}-x{scale:g}.u8"
+    index = out.with_suffix(".jsonl")
+    if not (out.exists() and index.exists()):
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as lst:
+            lst.write("\n".join(files) + "\n")
+        fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=out.stem + ".", suffix=".partial")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            lines = subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, "--width", str(tile_width), "--height", str(tile_height),
+                                    "--fit", "tile", "--scale", repr(float(scale)), "--out", str(tmp)],
+                                   check=True, capture_output=True, text=True).stdout
+            index.write_text(lines)
+            os.replace(tmp, out)
+        finally:
+            Path(lst.name).unlink()
+            tmp.unlink(missing_ok=True)
+    raw = np.fromfile(out, dtype=np.uint8)
+    images, at = [], 0
+    for line in index.read_text().splitlines():
+        m = json.loads(line)
+        n = m["rgbWidth"] * m["rgbHeight"] * 3
+        images.append(ScaledImage(raw[at:at + n].reshape(m["rgbHeight"], m["rgbWidth"], 3), m["scaledWidth"], m["scaledHeight"]))
+        at += n
+    if len(images) != len(files) or at != raw.size:
+        raise RuntimeError(f"{out}: prepared images do not match their index; delete it and run again")
+    return images
+
+
 def letterbox_window(w0: int, h0: int, width: int, height: int) -> tuple[int, int, int, int]:
     """(left, top, width, height) of a w0 x h0 image inside a letterboxed input, as src/image/preprocess.ts
     letterboxWindow() places it (Math.round: halves round up)."""
@@ -129,6 +175,25 @@ def prepare_masks(samples: list[Sample], width: int, height: int, fit: str) -> n
             left, top = (w0 - cw) // 2, (h0 - ch) // 2
             m = m.crop((left, top, left + cw, top + ch))
         out[i] = np.asarray(m.resize((width, height), Image.NEAREST)) > 127
+    return out
+
+
+def prepare_masks_scaled(samples: list[Sample], scale: float) -> list[np.ndarray]:
+    """fit tile: each sample's mask at the inspection scale (the image's own size at scale 1), nearest neighbour, as
+    the evaluation resizes it; all False where a sample has no mask."""
+    from PIL import Image
+
+    from .tiles import scaled_size
+
+    out = []
+    for s in samples:
+        with Image.open(s.path) as im:
+            size = scaled_size(*im.size, scale)
+        if s.mask is None:
+            out.append(np.zeros(size[::-1], dtype=bool))
+            continue
+        m = Image.open(s.mask).convert("L")
+        out.append(np.asarray(m.resize(size, Image.NEAREST) if m.size != size else m) > 127)
     return out
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 import torch
 
-from . import __version__, data, fusion_select, synthetic_defects
-from .anomaly_map import fuse, kernel_size_for, reduce_score
+from . import __version__, data, fusion_select, synthetic_defects, tiles
+from .anomaly_map import blur, fuse, kernel_size_for, reduce_score
 from .bundle import validate_manifest, write_card
 from .calibrate import RULE_TEXT, path_normalization, threshold_by_rule, threshold_f1
 from .calibrate import stats as value_stats
@@ -109,6 +109,32 @@ def select_fusion(members: Members, val_maps: list[torch.Tensor], d_maps: list[t
     return weights, rows + [both]
 
 
+def _image_pixels(maps: torch.Tensor) -> np.ndarray:
+    """Every map value that lies on an image (a tiled bundle's stacked maps are NaN around smaller images)."""
+    v = maps.numpy().ravel()
+    return v[~np.isnan(v)]
+
+
+def _tiled_maps(members: Members, val_set: list, defective: list, good: list, cache: Path, batch: int, sigma: float, ksize: int):
+    """fit tile: each set's maps blended over its tiles at the inspection scale, normalised on the held-out normal
+    images' blended maps (before blur, as the untiled maps are), then blurred image by image and stacked on one
+    canvas (NaN outside each image; masks False there): (val, defective, good maps per path, defect masks, norms)."""
+    cfg = members.cfg
+    scaled = [data.prepare_scaled(s, cfg.width, cfg.height, cfg.tile["scale"], cache) if s else [] for s in (val_set, defective, good)]
+    raw = [members.tiled_maps(images, batch) if images else None for images in scaled]
+    norms = [path_normalization(np.concatenate([m.ravel() for m in per_image])) for per_image in raw[0]]
+    h = max(im.height for images in scaled for im in images)
+    w = max(im.width for images in scaled for im in images)
+
+    def blurred(per_path):
+        return None if per_path is None else [
+            tiles.nan_stack([blur(torch.from_numpy(m)[None], sigma, ksize)[0].numpy() for m in per_image], h, w) for per_image in per_path]
+
+    masks = tiles.nan_stack(data.prepare_masks_scaled(defective, cfg.tile["scale"]), h, w, fill=False) if defective else None
+    val, d, g = (blurred(r) for r in raw)
+    return val, d, g, masks, norms
+
+
 def export(opts: ExportOptions) -> Path:
     members = Members.load(opts.runs, opts.checkpoint)
     cfg = members.cfg
@@ -126,15 +152,10 @@ def export(opts: ExportOptions) -> Path:
     # Calibration on the normal validation split the runs held out (never trained on).
     cache = opts.runs[0].parent / ".cache"
     fit_set, val_set = load_split(cfg)
-    val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
-    maps = members.collect_maps(val_imgs, opts.batch)
-    norms = [path_normalization(m) for m in maps]
     weights = [member_weights[i] * opts.fusion_weights.get(n, opts.fusion_weights.get(p.kind, 1.0))
                for n, (i, _, p) in zip(out_names, paths)]
     ksize = kernel_size_for(opts.sigma)
     reduction = parse_reduction(opts.reduction)
-    offsets, scales = [o for o, _ in norms], [s for _, s in norms]
-    val_maps = [torch.from_numpy(m) for m in maps]
     if opts.defects and not (opts.defects / "test").is_dir():
         raise FileNotFoundError(f"--defects {opts.defects}: expected an MVTec-layout folder with test/<defect>/ images")
     if opts.defects_split and not opts.defects:
@@ -146,12 +167,25 @@ def export(opts: ExportOptions) -> Path:
     good = [s for s in tested if s.defect == "good"] if opts.defects_split else []  # a split's good images are validation normals
     if opts.defects and not defective:
         log.warning("%s holds no defective images: thresholds stay normal-quantile", opts.defects)
-    d_imgs = data.prepare(defective, cfg.width, cfg.height, cfg.fit, cache) if defective else None
-    d_real = [torch.from_numpy(m) for m in members.collect_maps(d_imgs, opts.batch)] if defective else None
-    d_real_masks = data.prepare_masks(defective, cfg.width, cfg.height, cfg.fit) if defective else None
+    tiled = cfg.fit == "tile"
+    if tiled:
+        maps, d_maps, good_maps, d_real_masks, norms = _tiled_maps(members, val_set, defective, good, cache, opts.batch, opts.sigma, ksize)
+    else:
+        val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
+        maps = members.collect_maps(val_imgs, opts.batch)
+        norms = [path_normalization(m) for m in maps]
+        d_maps = members.collect_maps(data.prepare(defective, cfg.width, cfg.height, cfg.fit, cache), opts.batch) if defective else None
+        d_real_masks = data.prepare_masks(defective, cfg.width, cfg.height, cfg.fit) if defective else None
+        good_maps = members.collect_maps(data.prepare(good, cfg.width, cfg.height, cfg.fit, cache), opts.batch) if good else None
+    # A tiled bundle's maps are blurred image by image already (blur is linear, so blurring each path's map before
+    # the weighted sum equals blurring the sum): their fusion here adds no blur.
+    fsigma, fk = (0.0, 1) if tiled else (opts.sigma, ksize)
+    offsets, scales = [o for o, _ in norms], [s for _, s in norms]
+    val_maps = [torch.from_numpy(m) for m in maps]
+    n_val = len(val_set)
+    d_real = [torch.from_numpy(m) for m in d_maps] if defective else None
     normal_maps = val_maps
     if good:
-        good_maps = members.collect_maps(data.prepare(good, cfg.width, cfg.height, cfg.fit, cache), opts.batch)
         normal_maps = [torch.cat([v, torch.from_numpy(g)]) for v, g in zip(val_maps, good_maps)]
     part = f" (the validation part of {opts.defects_split.name})" if opts.defects_split else ""
     selection = None
@@ -159,32 +193,34 @@ def export(opts: ExportOptions) -> Path:
         if opts.fusion_weights:
             raise ValueError("--select-fusion chooses the weights itself; drop --fusion-weights")
         if defective and d_real_masks.any():
-            weights, rows = select_fusion(members, normal_maps, d_real, d_real_masks, norms, opts.sigma, ksize, reduction, member_weights, real=True,
+            weights, rows = select_fusion(members, normal_maps, d_real, d_real_masks, norms, fsigma, fk, reduction, member_weights, real=True,
                                           choose=opts.fusion_choice)
-            selection = {"data": f"{len(val_imgs)} normal held-out training images, {len(good)} good and {len(defective)} defective "
+            selection = {"data": f"{n_val} normal held-out training images, {len(good)} good and {len(defective)} defective "
                                  f"test images of {opts.defects.name}{part}, real defects with their masks",
                          "criterion": "mean of image AUROC, pixel AUROC and AUPRO", "real": True,
                          "choice": opts.fusion_choice or "guarded", "candidates": rows}
             log.info("fusion weights chosen on real validation defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))
+        elif tiled:
+            log.warning("painted defects are not scored for tiled bundles: all paths kept (give --defects to choose on real ones)")
         else:
             s_imgs, s_masks, kinds = synthetic_defects.paint(val_imgs, cfg.val_seed)
             s_maps = [torch.from_numpy(m) for m in members.collect_maps(s_imgs, opts.batch)]
             weights, rows = select_fusion(members, val_maps, s_maps, s_masks, norms, opts.sigma, ksize, reduction, member_weights,
                                           choose=opts.fusion_choice)
-            selection = {"data": f"{len(val_imgs)} normal validation images and one synthetic defect painted on each "
+            selection = {"data": f"{n_val} normal validation images and one synthetic defect painted on each "
                                  f"({', '.join(f'{k} {kinds.count(k)}' for k in synthetic_defects.KINDS)}), seed {cfg.val_seed}",
                          "criterion": "mean of image AUROC and pixel AUROC", "choice": opts.fusion_choice or "all-paths", "candidates": rows}
             log.info("fusion weights chosen on synthetic defects: %s", next(r["name"] for r in reversed(rows) if r["chosen"]))  # an ensemble's is last
     # Every normal validation image at once (the split's good ones after the held-out ones); the normal-quantile
     # calibration reads the held-out ones, the F1-optimal one all of them. Maps fuse image by image.
-    normal_fused = fuse(normal_maps, offsets, scales, weights, opts.sigma, ksize)
-    fused = normal_fused[:len(val_imgs)]
+    normal_fused = fuse(normal_maps, offsets, scales, weights, fsigma, fk)
+    fused = normal_fused[:n_val]
     scores = reduce_score(fused, reduction).numpy()
-    per_image_max = fused.flatten(1).max(dim=1).values.numpy()
+    per_image_max = reduce_score(fused, {"kind": "max"}).numpy()
     method = "normal-quantile"
     rule_text = RULE_TEXT[opts.threshold_rule].replace("margin", str(opts.margin))
     image_cal = threshold_by_rule(scores, opts.threshold_rule, opts.margin)
-    px = fused.numpy().ravel()
+    px = _image_pixels(fused)
     if opts.pixel_rule == "image-rule":
         pixel_text = "the same of each normal image's maximum"
         pixel_cal = threshold_by_rule(per_image_max, opts.threshold_rule, opts.margin)
@@ -200,12 +236,12 @@ def export(opts: ExportOptions) -> Path:
         if good:  # the split's good images are normal validation images too
             scores = reduce_score(normal_fused, reduction).numpy()
             fused = normal_fused
-        d_fused = fuse(d_real, offsets, scales, weights, opts.sigma, ksize)
+        d_fused = fuse(d_real, offsets, scales, weights, fsigma, fk)
         image_cal, image_how = threshold_f1(image_cal, scores, reduce_score(d_fused, reduction).numpy())
         masks = d_real_masks
         d_px = d_fused.numpy()
         if masks.any():
-            normal_px = np.concatenate([fused.numpy().ravel(), d_px[~masks]])
+            normal_px = np.concatenate([_image_pixels(fused), d_px[~masks & ~np.isnan(d_px)]])
             pixel_cal, pixel_how = threshold_f1(pixel_cal, normal_px, d_px[masks], binned=True)
         else:
             pixel_how = f"no masks: pixel threshold kept at {pixel_text}"
@@ -242,6 +278,7 @@ def export(opts: ExportOptions) -> Path:
         "card": "MODEL_CARD.md",
         "input": {"name": INPUT, "width": cfg.width, "height": cfg.height, "channelOrder": "RGB",
                   "scaling": {k: members.runs[0].teacher.scaling[k] for k in ("scale", "mean", "std")}, "fit": cfg.fit,
+                  **({"tile": cfg.tile} if cfg.tile else {}),
                   **({"normalizeIntensity": cfg.normalize_intensity} if cfg.normalize_intensity else {})},
         "teacher": {"file": "teacher.onnx", "architecture": teachers, "outputs": teacher_outputs},
         "student": {"file": "student.onnx", "architecture": students, "outputs": student_outputs},

@@ -68,8 +68,10 @@ def score(normal_maps: list[torch.Tensor], defect_maps: list[torch.Tensor], mask
     rng = np.random.default_rng(seed)
     n_normal = normal_maps[0].shape[0]
     labels = np.r_[np.zeros(n_normal, bool), np.ones(defect_maps[0].shape[0], bool)]
-    # Pixel AUROC on every defect pixel and a fixed random sample of the normal ones (same for all candidates).
-    px_neg = np.concatenate([np.ones((n_normal,) + masks.shape[1:], bool), ~masks]).ravel()
+    # Pixel AUROC on every defect pixel and a fixed random sample of the normal ones (same for all candidates);
+    # NaN marks where a tiled bundle's stacked maps lie outside an image (tiles.nan_stack).
+    on_image = ~np.isnan(torch.cat([normal_maps[0], defect_maps[0]]).numpy()).ravel()
+    px_neg = np.concatenate([np.ones((n_normal,) + masks.shape[1:], bool), ~masks]).ravel() & on_image
     neg_idx = rng.choice(np.flatnonzero(px_neg), size=min(negatives, int(px_neg.sum())), replace=False)
     pos_idx = np.flatnonzero(np.concatenate([np.zeros((n_normal,) + masks.shape[1:], bool), masks]).ravel())
     px_labels = np.r_[np.zeros(len(neg_idx), bool), np.ones(len(pos_idx), bool)]
@@ -110,9 +112,10 @@ def bootstrap_advantage(normal_maps: list[torch.Tensor], defect_maps: list[torch
     full = np.concatenate([np.zeros((n_normal,) + masks.shape[1:], bool), masks])
     offsets, scales = [o for o, _ in norms], [s for _, s in norms]
     hw = full[0].size
+    on_image = ~np.isnan(torch.cat([normal_maps[0], defect_maps[0]]).numpy()).reshape(len(full), hw)  # see score()
     neg_px, pos_px = [], []  # per image: flat indices of its sampled normal pixels and of its defect pixels
-    for m in full.reshape(len(full), -1):
-        neg, pos = np.flatnonzero(~m), np.flatnonzero(m)
+    for m, inside in zip(full.reshape(len(full), -1), on_image):
+        neg, pos = np.flatnonzero(~m & inside), np.flatnonzero(m)
         neg_px.append(rng.choice(neg, min(pixels_per_image, neg.size), replace=False))
         pos_px.append(rng.choice(pos, min(4 * pixels_per_image, pos.size), replace=False) if pos.size else pos)
     region_px = []  # per defective image: each region's flat pixel indices (8-connected for real defects)

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from . import tiles
 from .anomaly_map import path_maps
 from .train import Run, TrainConfig
 
 # What every member must share: the input the service prepares once for all of them, and the held-out
 # normal images export calibrates on.
-SHARED_CONFIG = ("data", "category", "width", "height", "fit", "normalize_intensity", "val_fraction", "val_seed")
+SHARED_CONFIG = ("data", "category", "width", "height", "fit", "tile", "normalize_intensity", "val_fraction", "val_seed")
 
 
 class Concat(nn.Module):
@@ -169,6 +170,20 @@ class Members:
         with torch.no_grad():
             feats = self.teacher_module()(x)
             return path_maps([feats[i] for i in self.target_index()], self.student_module()(x), self.cfg.height, self.cfg.width)
+
+    def tiled_maps(self, images: list, batch: int) -> list[list[np.ndarray]]:
+        """fit tile: per output, per image (data.ScaledImage), its raw map blended over the grid's tiles at the
+        inspection scale, [height, width], as the service blends them (before any blur)."""
+        cfg = self.cfg
+        out: list[list[np.ndarray]] = []
+        for im in images:
+            pixels, grid = tiles.cut(im.pixels, im.width, im.height, cfg.width, cfg.height, cfg.tile["overlap"])
+            weights = tiles.tile_weights(cfg.width, cfg.height, cfg.tile["overlap"], cfg.tile["blend"])
+            maps = [tiles.blend_tiles(m, grid, im.width, im.height, weights) for m in self.collect_maps(pixels, batch)]
+            out = out or [[] for _ in maps]
+            for k, m in enumerate(maps):
+                out[k].append(m)
+        return out
 
     def collect_maps(self, images: np.ndarray, batch: int) -> list[np.ndarray]:
         chunks: list[list[torch.Tensor]] = []

@@ -35,6 +35,19 @@ def reference(members: Members, manifest: dict, x: torch.Tensor) -> tuple[np.nda
         return fused.numpy(), reduce_score(fused, fusion["reduction"]).numpy()
 
 
+def tiled_reference(members: Members, manifest: dict, image: data.ScaledImage, batch: int) -> tuple[np.ndarray, float]:
+    """fit tile: the image's tiles through the reference math, each path's maps blended at the inspection scale,
+    then fused and blurred as one map (src/detect/tiled.ts does the same with the fused tile maps: the blend is
+    linear, so blending fused maps equals fusing blended ones)."""
+    fusion = manifest["fusion"]
+    names = [o["name"] for o in manifest["student"]["outputs"]]
+    maps = dict(zip(names, members.tiled_maps([image], batch)))
+    chosen = [f for f in fusion["paths"] if f["weight"] != 0]
+    fused = fuse([torch.from_numpy(maps[f["student"]][0])[None] for f in chosen], [f["offset"] for f in chosen],
+                 [f["scale"] for f in chosen], [f["weight"] for f in chosen], fusion["sigma"], fusion["kernelSize"])
+    return fused[0].numpy(), float(reduce_score(fused, fusion["reduction"])[0])
+
+
 def parity(bundle: Path, run_dirs: list[Path], checkpoint: str, images: list[Path], tolerance: float = 1e-4, batch: int = 16) -> dict:
     """run_dirs: the run the bundle was exported from, or its members' runs in export order."""
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -42,14 +55,28 @@ def parity(bundle: Path, run_dirs: list[Path], checkpoint: str, images: list[Pat
     inp = manifest["input"]
     samples = [data.Sample(p, "any") for p in images]
     with tempfile.TemporaryDirectory() as tmp:
-        pixels = data.prepare(samples, inp["width"], inp["height"], inp["fit"], Path(tmp))
+        tiled = inp["fit"] == "tile"
+        pixels = (data.prepare_scaled(samples, inp["width"], inp["height"], inp["tile"]["scale"], Path(tmp)) if tiled
+                  else data.prepare(samples, inp["width"], inp["height"], inp["fit"], Path(tmp)))
         lst = Path(tmp) / "files.txt"
         lst.write_text("\n".join(str(p.resolve()) for p in images) + "\n")
         out = Path(tmp) / "maps.f32"
         lines = subprocess.run(["node", str(SCORE_JS), "--bundle", str(bundle), "--list", str(lst), "--out", str(out)],
                                check=True, capture_output=True, text=True).stdout.splitlines()
-        node_maps = np.fromfile(out, dtype=np.float32).reshape(len(images), inp["height"], inp["width"])
-    node_scores = np.array([json.loads(l)["score"] for l in lines], dtype=np.float32)
+        flat = np.fromfile(out, dtype=np.float32)
+    answers = [json.loads(l) for l in lines]
+    node_scores = np.array([a["score"] for a in answers], dtype=np.float32)
+    if tiled:
+        sizes = [a["mapWidth"] * a["mapHeight"] for a in answers]
+        node_maps = [m.reshape(a["mapHeight"], a["mapWidth"]) for m, a in zip(np.split(flat, np.cumsum(sizes)[:-1]), answers)]
+        refs = [tiled_reference(members, manifest, im, batch) for im in pixels]
+        result = {"images": len(images), "tiles": sum(a["tiles"] for a in answers),
+                  "maxMapDiff": max(float(np.abs(r[0] - m).max()) for r, m in zip(refs, node_maps)),
+                  "maxScoreDiff": float(np.abs(np.array([r[1] for r in refs]) - node_scores).max()), "tolerance": tolerance}
+        result["ok"] = result["maxMapDiff"] <= tolerance and result["maxScoreDiff"] <= tolerance
+        log.info("parity %s: %s", bundle, result)
+        return result
+    node_maps = flat.reshape(len(images), inp["height"], inp["width"])
     s = inp["scaling"]
     chunks = [reference(members, manifest, data.to_tensor(pixels[i:i + batch], s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
               for i in range(0, len(pixels), batch)]

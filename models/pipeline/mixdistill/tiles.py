@@ -57,3 +57,33 @@ def blend_tiles(maps: np.ndarray, tiles: list[tuple[int, int]], width: int, heig
         acc[top:top + rows, left:left + cols] += m[:rows, :cols].astype(np.float64) * weights[:rows, :cols]
         total[top:top + rows, left:left + cols] += weights[:rows, :cols]
     return (acc / total).astype(np.float32)
+
+
+def cut(pixels: np.ndarray, width: int, height: int, tile_w: int, tile_h: int, overlap: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The grid's tiles of an image at the inspection scale (`pixels` mirror-extended to at least one tile, the
+    image its top-left width x height), [n, tile_h, tile_w, 3], and the grid; as the service cuts them."""
+    grid = tile_grid(width, height, tile_w, tile_h, overlap)
+    return np.stack([pixels[y:y + tile_h, x:x + tile_w] for x, y in grid]), grid
+
+
+def random_crops(pixels: np.ndarray, width: int, height: int, tile_w: int, tile_h: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n tiles at uniformly random places of the image (training: the texture at the scale it is inspected at, at
+    every offset rather than only the grid's), [n, tile_h, tile_w, 3]. A side shorter than a tile gives offset 0,
+    as the grid does: the mirror extension is seen where the service sees it."""
+    xs = rng.integers(0, max(0, width - tile_w) + 1, n)
+    ys = rng.integers(0, max(0, height - tile_h) + 1, n)
+    return np.stack([pixels[y:y + tile_h, x:x + tile_w] for x, y in zip(xs, ys)])
+
+
+def nan_stack(maps: list[np.ndarray], height: int | None = None, width: int | None = None, fill: float | bool = np.nan) -> np.ndarray:
+    """Per-image maps of different sizes as one [N, height, width] array (default: the largest size), `fill`
+    outside each image (NaN for maps, False for masks): the calibration and fusion choice then read only each
+    image's own pixels (every consumer is NaN-aware)."""
+    if not maps:
+        return np.full((0, height or 0, width or 0), fill, np.float32)
+    h = height or max(m.shape[0] for m in maps)
+    w = width or max(m.shape[1] for m in maps)
+    out = np.full((len(maps), h, w), fill, np.asarray(maps[0]).dtype if maps else np.float32)
+    for i, m in enumerate(maps):
+        out[i, :m.shape[0], :m.shape[1]] = m
+    return out

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import data
+from . import data, tiles
 from .device import Precision, resolve_device
 from .loss import mixed_distillation_loss
 from .student import Student, plan_paths, taps_of
@@ -40,6 +40,9 @@ class TrainConfig:
     width: int = 256
     height: int = 256
     fit: str = "stretch"
+    # fit "tile": {"scale", "overlap", "blend"} (the bundle's input.tile); the student trains on crops of the input's
+    # size at that scale, drawn anew every epoch, and validates on the grid's tiles of the held-out images.
+    tile: dict | None = None
     normalize_intensity: dict | None = None  # {"mean", "std"} in 0..255: per-image exposure normalisation
     epochs: int = 40
     # At least this many optimiser steps: a category with few training images gets more epochs (metal_plate's 46
@@ -111,6 +114,11 @@ class Run:
     def tensors(self, images: np.ndarray) -> torch.Tensor:
         s = self.teacher.scaling
         return data.to_tensor(images, s["scale"], s["mean"], s["std"], self.cfg.normalize_intensity)
+
+def grid_tiles(cfg: TrainConfig, images: list[data.ScaledImage]) -> np.ndarray:
+    """Every image's grid tiles, one after the other: what the service scores for these images."""
+    return np.concatenate([tiles.cut(im.pixels, im.width, im.height, cfg.width, cfg.height, cfg.tile["overlap"])[0] for im in images])
+
 
 def load_split(cfg: TrainConfig) -> tuple[list[data.Sample], list[data.Sample]]:
     root = data.category_dir(Path(cfg.data), cfg.category)
@@ -192,6 +200,10 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device
         raise ValueError(f"hard fraction is a fraction of locations, in (0, 1]; got {cfg.hard_fraction}")
     if not cfg.denoise_kinds or set(cfg.denoise_kinds) - set(TRAINING_KINDS):
         raise ValueError(f"denoise kinds must be some of {', '.join(TRAINING_KINDS)}; got {cfg.denoise_kinds}")
+    if (cfg.fit == "tile") != (cfg.tile is not None):
+        raise ValueError("tile settings (scale, overlap, blend) go with fit tile, and only with it")
+    if cfg.tile and not (cfg.tile["scale"] > 0 and 0 <= cfg.tile["overlap"] < min(cfg.width, cfg.height)):
+        raise ValueError(f"tile scale must be positive and overlap in [0, {min(cfg.width, cfg.height)}); got {cfg.tile}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     # Debian's torch starts with one thread.
@@ -204,8 +216,15 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device
     run.student.to(dev)
     fit_set, val_set = load_split(cfg)
     cache = out.parent / ".cache"
-    train_imgs = data.prepare(fit_set, cfg.width, cfg.height, cfg.fit, cache)
-    val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
+    if cfg.fit == "tile":
+        scaled = data.prepare_scaled(fit_set, cfg.width, cfg.height, cfg.tile["scale"], cache)
+        val_imgs = grid_tiles(cfg, data.prepare_scaled(val_set, cfg.width, cfg.height, cfg.tile["scale"], cache))
+        # As many crops an epoch as the grid has tiles, so an epoch covers each image's area about once.
+        crops = [len(tiles.tile_grid(im.width, im.height, cfg.width, cfg.height, cfg.tile["overlap"])) for im in scaled]
+        train_imgs = np.empty((sum(crops), cfg.height, cfg.width, 3), np.uint8)  # drawn at each epoch's start
+    else:
+        train_imgs = data.prepare(fit_set, cfg.width, cfg.height, cfg.fit, cache)
+        val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
     log.info("teacher %s taps %s; %d training, %d validation images; paths %s; device %s%s",
              cfg.teacher, run.teacher.taps, len(fit_set), len(val_set), [p.output_name(run.taps) for p in run.paths], dev,
              " (mixed precision)" if amp else "")
@@ -236,13 +255,20 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device
         log.info("teacher taps standardised with statistics of %d training images", len(train_imgs))
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     views = FLIPS if cfg.augment else FLIPS[:1]
-    train_cache, val_cache = teacher_caches(run, train_imgs, val_imgs, cfg.batch, views, cache_mib, dev)
+    if cfg.fit == "tile":  # fresh crops every epoch: the teacher sees each once, so only validation is cached
+        fits = TeacherCache.mib(run, len(val_imgs), 1) <= cache_mib
+        train_cache, val_cache = None, TeacherCache(run, val_imgs, cfg.batch, FLIPS[:1], dev) if fits else None
+    else:
+        train_cache, val_cache = teacher_caches(run, train_imgs, val_imgs, cfg.batch, views, cache_mib, dev)
 
     gen = np.random.default_rng(cfg.seed)
     with open(out / "log.jsonl", "a") as logf:
         for epoch in range(start, cfg.epochs):
             t0 = time.time()
             run.student.train()
+            if cfg.fit == "tile":
+                train_imgs = np.concatenate([tiles.random_crops(im.pixels, im.width, im.height, cfg.width, cfg.height, n, gen)
+                                             for im, n in zip(scaled, crops)])
             order = gen.permutation(len(train_imgs))
             total = 0.0
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)

@@ -312,3 +312,45 @@ def test_min_steps_adds_epochs_where_there_are_few_images_and_resumes(trained, t
     assert cfg["epochs"] == 3 and cfg["min_steps"] == 7
     assert main(args) == 0  # the same command again resumes the finished run: nothing more, no config clash
     assert len((run / "log.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.fixture(scope="module")
+def tiled(trained):
+    """A tiled run (fit tile): 80² images at scale 0.75 are 60², two 48² tiles a side sharing at least 8 pixels;
+    exported with a declared validation part of the test split, so calibration and the fusion choice run on
+    blended maps of real (synthetic) defects."""
+    cat, run, _ = trained
+    t = run.parent / "tiny-tiled"
+    assert main(["train", "--recipe", "none", "--data", str(cat.parent), "--category", "synthetic", "--out", str(t), "--size", "48",
+                 "--fit", "tile", "--tile-scale", "0.75", "--tile-overlap", "8", "--tile-blend", "feather",
+                 "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
+    bundle = run.parent.parent / "models" / "tiny-tiled"
+    split = run.parent.parent / "split_tiled.json"
+    split.write_text(json.dumps({"validation": {"good": ["000"], "scratch": ["000", "001"]}}))
+    assert main(["export", "--run", str(t), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
+                 "--defects-split", str(split), "--select-fusion"]) == 0
+    return cat, t, bundle
+
+
+def test_tiled_run_trains_on_crops_and_exports_its_fit(tiled):
+    _, run, bundle = tiled
+    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    validate_manifest(manifest)
+    assert manifest["input"]["fit"] == "tile" and manifest["input"]["tile"] == {"scale": 0.75, "overlap": 8, "blend": "feather"}
+    assert (manifest["input"]["width"], manifest["input"]["height"]) == (48, 48)
+    cal = manifest["calibration"]
+    assert cal["method"] == "f1-optimal" and cal["validation"]["defectiveImages"] == 2
+    for level in ("image", "pixel"):
+        assert cal[level]["low"] < cal[level]["threshold"]
+    assert manifest["provenance"]["fusionSelection"]["real"]
+    assert "Fit `tile`" in (bundle / "MODEL_CARD.md").read_text()
+
+
+def test_tiled_service_scoring_matches_pytorch_on_blended_maps(tiled):
+    cat, run, bundle = tiled
+    images = sorted((cat / "test").rglob("*.png"))
+    result = parity(bundle, [run], "last.pt", images, tolerance=1e-4)
+    assert result["ok"], result
+    assert result["tiles"] == 4 * len(images)
