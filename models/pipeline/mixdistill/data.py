@@ -71,15 +71,17 @@ def split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[S
     return sorted(order[n_val:], key=lambda s: s.path), sorted(order[:n_val], key=lambda s: s.path)
 
 
-def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Path) -> np.ndarray:
-    """uint8 [N, H, W, 3] RGB exactly as the server prepares them; cached by file list and settings."""
+def _prepared(samples: list[Sample], name: str, settings: list, args: list[str], cache: Path) -> tuple[Path, Path]:
+    """The service's prepare-images run over `samples` with `args`, cached by file list and settings: the pixel
+    file and its index (one JSON line per image, as the command prints them)."""
     if not PREPARE_JS.exists():
         raise FileNotFoundError(f"{PREPARE_JS} is missing: run `npm run build` in the repo root first")
     files = [str(s.path.resolve()) for s in samples]
     stamp = [(f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in files]
-    key = hashlib.sha256(json.dumps([stamp, width, height, fit]).encode()).hexdigest()[:16]
-    out = cache / f"images-{key}-{width}x{height}-{fit}.u8"
-    if not out.exists():
+    key = hashlib.sha256(json.dumps([stamp, *settings]).encode()).hexdigest()[:16]
+    out = cache / f"{name}-{key}.u8"
+    index = out.with_suffix(".jsonl")
+    if not (out.exists() and index.exists()):
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as lst:
             lst.write("\n".join(files) + "\n")
@@ -89,13 +91,21 @@ def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Pat
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, "--width", str(width), "--height", str(height),
-                            "--fit", fit, "--out", str(tmp)], check=True, stdout=subprocess.DEVNULL)
+            lines = subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, *args, "--out", str(tmp)],
+                                   check=True, capture_output=True, text=True).stdout
+            index.write_text(lines)
             os.replace(tmp, out)
         finally:
             Path(lst.name).unlink()
             tmp.unlink(missing_ok=True)
-    return np.fromfile(out, dtype=np.uint8).reshape(len(files), height, width, 3)
+    return out, index
+
+
+def prepare(samples: list[Sample], width: int, height: int, fit: str, cache: Path) -> np.ndarray:
+    """uint8 [N, H, W, 3] RGB exactly as the server prepares them; cached by file list and settings."""
+    out, _ = _prepared(samples, f"images-{width}x{height}-{fit}", [width, height, fit],
+                       ["--width", str(width), "--height", str(height), "--fit", fit], cache)
+    return np.fromfile(out, dtype=np.uint8).reshape(len(samples), height, width, 3)
 
 
 @dataclass(frozen=True)
@@ -109,29 +119,8 @@ class ScaledImage:
 
 def prepare_scaled(samples: list[Sample], tile_width: int, tile_height: int, scale: float, cache: Path) -> list[ScaledImage]:
     """Each sample at the inspection scale (fit tile), exactly as the server prepares it; cached like prepare()."""
-    if not PREPARE_JS.exists():
-        raise FileNotFoundError(f"{PREPARE_JS} is missing: run `npm run build` in the repo root first")
-    files = [str(s.path.resolve()) for s in samples]
-    stamp = [(f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in files]
-    key = hashlib.sha256(json.dumps([stamp, tile_width, tile_height, "tile", scale]).encode()).hexdigest()[:16]
-    out = cache / f"scaled-{key}-{tile_width}x{tile_height}-x{scale:g}.u8"
-    index = out.with_suffix(".jsonl")
-    if not (out.exists() and index.exists()):
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as lst:
-            lst.write("\n".join(files) + "\n")
-        fd, tmp_name = tempfile.mkstemp(dir=cache, prefix=out.stem + ".", suffix=".partial")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            lines = subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, "--width", str(tile_width), "--height", str(tile_height),
-                                    "--fit", "tile", "--scale", repr(float(scale)), "--out", str(tmp)],
-                                   check=True, capture_output=True, text=True).stdout
-            index.write_text(lines)
-            os.replace(tmp, out)
-        finally:
-            Path(lst.name).unlink()
-            tmp.unlink(missing_ok=True)
+    out, index = _prepared(samples, f"scaled-{tile_width}x{tile_height}-x{scale:g}", [tile_width, tile_height, "tile", scale],
+                           ["--width", str(tile_width), "--height", str(tile_height), "--fit", "tile", "--scale", repr(float(scale))], cache)
     raw = np.fromfile(out, dtype=np.uint8)
     images, at = [], 0
     for line in index.read_text().splitlines():
@@ -139,7 +128,7 @@ def prepare_scaled(samples: list[Sample], tile_width: int, tile_height: int, sca
         n = m["rgbWidth"] * m["rgbHeight"] * 3
         images.append(ScaledImage(raw[at:at + n].reshape(m["rgbHeight"], m["rgbWidth"], 3), m["scaledWidth"], m["scaledHeight"]))
         at += n
-    if len(images) != len(files) or at != raw.size:
+    if len(images) != len(samples) or at != raw.size:
         raise RuntimeError(f"{out}: prepared images do not match their index; delete it and run again")
     return images
 

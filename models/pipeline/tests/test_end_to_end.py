@@ -86,11 +86,17 @@ def trained_reverse(trained):
     assert main(["train", "--recipe", "none", "--data", str(cat.parent), "--category", "synthetic", "--out", str(rev), "--size", "64", "--student", "reverse", "--standardize-teacher", "--denoise", "1", "--denoise-kinds", "line,crack,band",
                  "--hard-fraction", "0.5", "--cache-mib", "0", "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-reverse"
-    split = run.parent.parent / "split_test.json"  # a declared validation part of the test split, as MTD's
-    split.write_text(json.dumps({"validation": {"good": ["000"], "scratch": ["000", "001"]}}))
-    assert main(["export", "--run", str(rev), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
-                 "--defects-split", str(split), "--select-fusion"]) == 0
+    export_on_declared_split(cat, rev, bundle)
     return cat, rev, bundle
+
+
+def export_on_declared_split(cat: Path, run: Path, bundle: Path) -> None:
+    """Export with the defects of a declared validation part of the test split (split_test.json beside models/, as
+    MTD's): F1-optimal thresholds, the fusion chosen on those defects."""
+    split = bundle.parent.parent / "split_test.json"
+    split.write_text(json.dumps({"validation": {"good": ["000"], "scratch": ["000", "001"]}}))
+    assert main(["export", "--run", str(run), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
+                 "--defects-split", str(split), "--select-fusion"]) == 0
 
 
 def test_reverse_student_exports_with_f1_optimal_thresholds(trained_reverse):
@@ -325,10 +331,7 @@ def tiled(trained):
                  "--fit", "tile", "--tile-scale", "0.75", "--tile-overlap", "8", "--tile-blend", "feather",
                  "--epochs", "1", "--batch", "4", "--widths", "16,16,32", "--blocks", "1", "--threads", "2", "--val-fraction", "0.25"]) == 0
     bundle = run.parent.parent / "models" / "tiny-tiled"
-    split = run.parent.parent / "split_tiled.json"
-    split.write_text(json.dumps({"validation": {"good": ["000"], "scratch": ["000", "001"]}}))
-    assert main(["export", "--run", str(t), "--checkpoint", "last.pt", "--out", str(bundle), "--sigma", "1", "--defects", str(cat),
-                 "--defects-split", str(split), "--select-fusion"]) == 0
+    export_on_declared_split(cat, t, bundle)
     return cat, t, bundle
 
 
