@@ -93,11 +93,13 @@ def _prepared(samples: list[Sample], name: str, settings: list, args: list[str],
         try:
             lines = subprocess.run(["node", str(PREPARE_JS), "--list", lst.name, *args, "--out", str(tmp)],
                                    check=True, capture_output=True, text=True).stdout
-            index.write_text(lines)
+            tmp.with_suffix(".jsonl").write_text(lines)
+            os.replace(tmp.with_suffix(".jsonl"), index)
             os.replace(tmp, out)
         finally:
             Path(lst.name).unlink()
             tmp.unlink(missing_ok=True)
+            tmp.with_suffix(".jsonl").unlink(missing_ok=True)
     return out, index
 
 

@@ -22,7 +22,7 @@ def test_runs_preparing_the_same_images_at_once_both_get_them(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: data.prepare(samples, 32, 32, "stretch", cache), range(4)))
     assert all(r.shape == (4, 32, 32, 3) and np.array_equal(r, results[0]) for r in results)
-    assert [p.suffix for p in cache.iterdir()] == [".u8"]  # no temporary file left behind
+    assert sorted(p.suffix for p in cache.iterdir()) == [".jsonl", ".u8"]  # the pixels and their index, no temporary file
 
 
 def test_a_failed_preparation_leaves_nothing_in_the_cache(tmp_path):
