@@ -97,7 +97,8 @@ export interface Scored {
   score: number;
   tiles: number;
   batchSize: number;
-  timings: Pick<Timings, 'decode' | 'preprocess' | 'queue' | 'inference'>;
+  /** postprocess: what scoring already did after inference (a tiled image's blend, blur and score), else 0. */
+  timings: Pick<Timings, 'decode' | 'preprocess' | 'queue' | 'inference' | 'postprocess'>;
   /** A path's raw map (1 - cos) at the map's resolution, bilinear (blended over tiles), and its largest raw value. */
   pathMap(student: string): { map: Float32Array; max: number };
 }
@@ -121,7 +122,7 @@ export async function scoreImage(engine: ModelEngine, bytes: Buffer, index: numb
       score: t.score,
       tiles: t.tiles,
       batchSize: t.batchSize,
-      timings: { decode, preprocess: t.preprocessMs, queue: t.queueMs, inference: t.inferenceMs },
+      timings: { decode, preprocess: t.preprocessMs, queue: t.queueMs, inference: t.inferenceMs, postprocess: t.blendMs },
       pathMap: t.pathMap,
     };
   }
@@ -140,7 +141,7 @@ export async function scoreImage(engine: ModelEngine, bytes: Buffer, index: numb
     score: outputs[OUTPUT_SCORE].data[0],
     tiles: 1,
     batchSize: inferred.batchSize,
-    timings: { decode, preprocess, queue: inferred.queueMs, inference: inferred.inferenceMs },
+    timings: { decode, preprocess, queue: inferred.queueMs, inference: inferred.inferenceMs, postprocess: 0 },
     pathMap(student) {
       const { data, dims } = outputs[pathOutput(student)];
       const [h, w] = dims.slice(-2);
@@ -256,7 +257,7 @@ export async function detectImage(
     preprocess: round(timings.preprocess),
     queue: round(timings.queue),
     inference: round(timings.inference),
-    postprocess: round(postprocessMs),
+    postprocess: round(timings.postprocess + postprocessMs),
     encode: round(encodeMs),
     total: round(since(t0)),
   };

@@ -24,6 +24,8 @@ export interface TiledScore {
   queueMs: number;
   /** From then until the last tile was done. */
   inferenceMs: number;
+  /** Blending, blur and score. */
+  blendMs: number;
   /** A path's raw map (1 - cos, upsampled to each tile, blended) at the map's size, and its largest raw value. */
   pathMap(student: string): { map: Float32Array; max: number };
 }
@@ -58,21 +60,24 @@ export async function scoreTiled(engine: ModelEngine, image: DecodedImage, index
   const results: ItemResult[] = await Promise.all(pixels.map((p) => engine.infer(p)));
   const inferredMs = performance.now() - t1;
   const queueMs = Math.min(...results.map((r) => r.queueMs));
+  const t2 = performance.now();
   const weights = tileWeights(tw, th, overlap, blend);
   const blended = blendTiles(results.map((r) => r.outputs[OUTPUT_MAP].data), tiles, tw, th, width, height, weights);
   const { sigma, kernelSize, reduction } = m.fusion;
   const map = gaussianBlur(blended, height, width, sigma, kernelSize);
+  const score = reduceScore(map, reduction);
   return {
     map,
     width,
     height,
-    score: reduceScore(map, reduction),
+    score,
     tiles: tiles.length,
     batchSize: Math.max(...results.map((r) => r.batchSize)),
     preprocessMs,
     // Until the first tile ran, then until the last one was done: tiles overlap in batches and workers.
     queueMs,
     inferenceMs: inferredMs - queueMs,
+    blendMs: performance.now() - t2,
     pathMap(student) {
       let max = -Infinity;
       const up = results.map((r) => {
