@@ -25,6 +25,7 @@ import sharp from 'sharp';
 import { loadBundle, type Bundle } from '../bundle/load.js';
 import { loadConfig } from '../config.js';
 import { detectImage, type Include } from '../detect/detect.js';
+import { tileCount } from '../detect/tiled.js';
 import { writeHostProbeBundle } from '../bench/host-probe.js';
 import { measureHostStages } from '../bench/host-stages.js';
 import { batchSizes, ModelEngine } from '../engine/model-engine.js';
@@ -41,9 +42,10 @@ const values = parseCli(
     seconds: { type: 'string', default: '8' },
     run: { type: 'string', multiple: true }, // an ensemble bundle: each member's run, in export order
     concurrency: { type: 'string', default: '1,4,16,32' },
+    image: { type: 'string' },
   },
-  'usage: npm run bench [-- --model mtd-mnv2-incv3 [--model mtd-mnv2 ...]] [--seconds 8] [--concurrency 1,4,16,32] [--json out/bench.json] [--run runs/<run> ...]\n'
-    + '  several --model: each measured in turn, then its cost relative to the first; --run is the first model\'s run(s)',
+  'usage: npm run bench [-- --model mtd-mnv2-incv3 [--model mtd-mnv2 ...]] [--seconds 8] [--concurrency 1,4,16,32] [--json out/bench.json] [--run runs/<run> ...] [--image FILE]\n'
+    + '  several --model: each measured in turn, then its cost relative to the first; --run is the first model\'s run(s); --image: the image sent (default: a good MTD part)',
 );
 const config = loadConfig({ ...process.env, EXECUTION_PROVIDERS: process.env.EXECUTION_PROVIDERS ?? 'cpu' });
 const seconds = Number(values.seconds);
@@ -62,7 +64,9 @@ const log = (msg: string) => console.error(msg);
 
 // A real part from the shared MTD data set when present, else a generated texture of similar size.
 const sharedGood = fromRoot('..', 'shared', 'datasets', 'mtd', 'magnetic_tile', 'test', 'good');
-const image = existsSync(sharedGood)
+const image = values.image
+  ? await readFile(values.image)
+  : existsSync(sharedGood)
   ? await readFile(path.join(sharedGood, readdirSync(sharedGood).sort()[0]))
   : await sharp({ create: { width: 512, height: 320, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).png().toBuffer();
 const imageMeta = await sharp(image).metadata();
@@ -231,7 +235,9 @@ function torchReference(bundleDir: string, runs: string[]): { eager: Stats[]; to
 
 async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
   const m = bundle.manifest;
-  log(`bench: ${m.name} ${m.version}, ${m.input.width}x${m.input.height}, image ${imageMeta.width}x${imageMeta.height}, providers ${config.EXECUTION_PROVIDERS.join(',')}, ${seconds} s per measurement, MAX_BATCH ${maxBatch}`);
+  // A tiled bundle runs the session once per tile: session figures count tiles, the engine's and HTTP's images.
+  const tilesPerImage = m.input.fit === 'tile' ? tileCount(m, imageMeta.width!, imageMeta.height!) : 1;
+  log(`bench: ${m.name} ${m.version}, ${m.input.width}x${m.input.height}${tilesPerImage > 1 ? ` tiles, ${tilesPerImage} an image (session figures per tile)` : ''}, image ${imageMeta.width}x${imageMeta.height}, providers ${config.EXECUTION_PROVIDERS.join(',')}, ${seconds} s per measurement, MAX_BATCH ${maxBatch}`);
   const sessions: Record<string, Stats> = {};
   for (const b of batchSizes(maxBatch)) {
     sessions[`batch${b}`] = await bareSession(bundle, b);
@@ -255,7 +261,7 @@ async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
   else log(`  PyTorch eager: ${torch.eager.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s; TorchScript frozen: ${torch.torchscript.map((s) => s.imagesPerSecond.toFixed(1)).join(' / ')} img/s (batch 1 / ${maxBatch})`);
 
   const saturated = http.results.reduce((a, b) => (b.stats.imagesPerSecond > a.stats.imagesPerSecond ? b : a));
-  const httpOverSession = saturated.stats.imagesPerSecond / bestSession.imagesPerSecond;
+  const httpOverSession = (saturated.stats.imagesPerSecond * tilesPerImage) / bestSession.imagesPerSecond;
   const httpP99OverP50AtSaturation = saturated.stats.p99 / saturated.stats.p50;
   const healthzP99UnderLoadMs = Math.max(...http.results.map((r) => r.healthz.p99));
   const bestTs = 'skipped' in torch ? undefined : Math.max(...torch.torchscript.map((s) => s.imagesPerSecond));
@@ -263,6 +269,7 @@ async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
     model: { name: m.name, version: m.version },
     machine: { cpus: os.availableParallelism(), providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch },
     image: { width: imageMeta.width, height: imageMeta.height },
+    tilesPerImage,
     session: sessions,
     bestSessionBatch: Number(bestSessionKey.slice('batch'.length)),
     engine: { scoresOnly: engineBare, withHeatmap: engineHeat },
