@@ -113,7 +113,7 @@ async function httpRuns(bundleDir: string, name: string, concurrencies: number[]
   const server = await startServer({ MODELS_DIR: path.dirname(path.resolve(bundleDir)), DEFAULT_MODEL: name, LOG_LEVEL: 'warn', EXECUTION_PROVIDERS: config.EXECUTION_PROVIDERS.join(','), QUEUE_SIZE: '4096' });
   const url = server.url;
   const { body, contentType } = multipartImage(image);
-  const results: { concurrency: number; stats: Stats; errors: number; non2xx: number; healthz: Stats }[] = [];
+  const results: { concurrency: number; stats: Stats; errors: number; non2xx: number; healthz: Stats; loadGeneratorCpuMsPerRequest: number }[] = [];
   for (const c of concurrencies) {
     const health: number[] = [];
     let probing = true;
@@ -125,7 +125,10 @@ async function httpRuns(bundleDir: string, name: string, concurrencies: number[]
         await new Promise((r) => setTimeout(r, 25));
       }
     })();
+    // autocannon runs in this process: its CPU is the load generator's, taken from the same two cores as the server's.
+    const cpu0 = process.cpuUsage();
     const r = await autocannon({ url: `${url}/detect`, method: 'POST', body, headers: { 'content-type': contentType }, connections: c, duration: seconds });
+    const cpu = process.cpuUsage(cpu0);
     probing = false;
     await probe;
     const lat = r.latency as unknown as Record<string, number>;
@@ -135,8 +138,9 @@ async function httpRuns(bundleDir: string, name: string, concurrencies: number[]
       errors: r.errors + r.timeouts,
       non2xx: r.non2xx,
       healthz: stats(health, health.length, 1),
+      loadGeneratorCpuMsPerRequest: (cpu.user + cpu.system) / 1000 / Math.max(1, r.requests.total),
     });
-    log(`  HTTP c=${c}: ${fmt(results.at(-1)!.stats)} (p95 column is autocannon's p97.5), non-2xx ${r.non2xx}, /healthz p99 ${results.at(-1)!.healthz.p99.toFixed(1)} ms`);
+    log(`  HTTP c=${c}: ${fmt(results.at(-1)!.stats)} (p95 column is autocannon's p97.5), non-2xx ${r.non2xx}, /healthz p99 ${results.at(-1)!.healthz.p99.toFixed(1)} ms, load generator ${results.at(-1)!.loadGeneratorCpuMsPerRequest.toFixed(2)} CPU-ms a request`);
   }
   const peakRssMiB = await server.rssMiB('VmHWM');
   await server.stop();
