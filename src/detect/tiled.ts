@@ -30,11 +30,13 @@ export interface TiledScore {
   pathMap(student: string): { map: Float32Array; max: number };
 }
 
-/** How many tiles an image of width x height becomes under this bundle's tiling (before any pixel is decoded). */
-export function tileCount(m: Manifest, width: number, height: number): number {
+/** The tiles an image of width x height becomes under this bundle's tiling, known before any pixel is decoded. */
+function imageTiles(m: Manifest, width: number, height: number): Tile[] {
   const s = scaledSize(width, height, m.input.tile!.scale);
-  return tileGrid(s.width, s.height, m.input.width, m.input.height, m.input.tile!.overlap).length;
+  return tileGrid(s.width, s.height, m.input.width, m.input.height, m.input.tile!.overlap);
 }
+
+export const tileCount = (m: Manifest, width: number, height: number): number => imageTiles(m, width, height).length;
 
 /**
  * fit tile: the image at the inspection scale becomes tiles that join the batcher's queue as items of their own
@@ -45,14 +47,13 @@ export async function scoreTiled(engine: ModelEngine, image: DecodedImage, index
   const m = engine.manifest;
   const { width: tw, height: th } = m.input;
   const { overlap, blend } = m.input.tile!;
-  const n = tileCount(m, image.width, image.height);
-  if (n > maxTiles) {
-    throw new ApiError(413, 'TOO_MANY_TILES', `image ${index}: ${image.width}x${image.height} makes ${n} tiles of ${tw}x${th} for this model, over the limit of ${maxTiles} (MAX_TILES)`);
+  const tiles = imageTiles(m, image.width, image.height);
+  if (tiles.length > maxTiles) {
+    throw new ApiError(413, 'TOO_MANY_TILES', `image ${index}: ${image.width}x${image.height} makes ${tiles.length} tiles of ${tw}x${th} for this model, over the limit of ${maxTiles} (MAX_TILES)`);
   }
   const t0 = performance.now();
   const img = await resizeForTiles(image, m.input, index);
   const { width, height } = img.scaled;
-  const tiles: Tile[] = tileGrid(width, height, tw, th, overlap);
   const pixels = tiles.map((t) => cropTile(img.rgb, img.width, t, tw, th));
   const preprocessMs = performance.now() - t0;
 

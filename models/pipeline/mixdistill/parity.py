@@ -66,22 +66,19 @@ def parity(bundle: Path, run_dirs: list[Path], checkpoint: str, images: list[Pat
         flat = np.fromfile(out, dtype=np.float32)
     answers = [json.loads(l) for l in lines]
     node_scores = np.array([a["score"] for a in answers], dtype=np.float32)
-    if tiled:
+    if tiled:  # each image's map at its own size, one after the other
         sizes = [a["mapWidth"] * a["mapHeight"] for a in answers]
         node_maps = [m.reshape(a["mapHeight"], a["mapWidth"]) for m, a in zip(np.split(flat, np.cumsum(sizes)[:-1]), answers)]
         refs = [tiled_reference(members, manifest, im, batch) for im in pixels]
-        result = {"images": len(images), "tiles": sum(a["tiles"] for a in answers),
-                  "maxMapDiff": max(float(np.abs(r[0] - m).max()) for r, m in zip(refs, node_maps)),
-                  "maxScoreDiff": float(np.abs(np.array([r[1] for r in refs]) - node_scores).max()), "tolerance": tolerance}
-        result["ok"] = result["maxMapDiff"] <= tolerance and result["maxScoreDiff"] <= tolerance
-        log.info("parity %s: %s", bundle, result)
-        return result
-    node_maps = flat.reshape(len(images), inp["height"], inp["width"])
-    s = inp["scaling"]
-    chunks = [reference(members, manifest, data.to_tensor(pixels[i:i + batch], s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
-              for i in range(0, len(pixels), batch)]
-    ref_maps, ref_scores = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
-    result = {"images": len(images), "maxMapDiff": float(np.abs(ref_maps - node_maps).max()),
+        ref_maps, ref_scores = [r[0] for r in refs], np.array([r[1] for r in refs])
+    else:
+        node_maps = flat.reshape(len(images), inp["height"], inp["width"])
+        s = inp["scaling"]
+        chunks = [reference(members, manifest, data.to_tensor(pixels[i:i + batch], s["scale"], s["mean"], s["std"], inp.get("normalizeIntensity")))
+                  for i in range(0, len(pixels), batch)]
+        ref_maps, ref_scores = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+    result = {"images": len(images), **({"tiles": sum(a["tiles"] for a in answers)} if tiled else {}),
+              "maxMapDiff": max(float(np.abs(r - m).max()) for r, m in zip(ref_maps, node_maps)),
               "maxScoreDiff": float(np.abs(ref_scores - node_scores).max()), "tolerance": tolerance}
     result["ok"] = result["maxMapDiff"] <= tolerance and result["maxScoreDiff"] <= tolerance
     log.info("parity %s: %s", bundle, result)

@@ -83,7 +83,7 @@ def nan_stack(maps: list[np.ndarray], height: int | None = None, width: int | No
         return np.full((0, height or 0, width or 0), fill, np.float32)
     h = height or max(m.shape[0] for m in maps)
     w = width or max(m.shape[1] for m in maps)
-    out = np.full((len(maps), h, w), fill, np.asarray(maps[0]).dtype if maps else np.float32)
+    out = np.full((len(maps), h, w), fill, np.asarray(maps[0]).dtype)
     for i, m in enumerate(maps):
         out[i, :m.shape[0], :m.shape[1]] = m
     return out

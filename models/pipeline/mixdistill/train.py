@@ -115,6 +115,7 @@ class Run:
         s = self.teacher.scaling
         return data.to_tensor(images, s["scale"], s["mean"], s["std"], self.cfg.normalize_intensity)
 
+
 def grid_tiles(cfg: TrainConfig, images: list[data.ScaledImage]) -> np.ndarray:
     """Every image's grid tiles, one after the other: what the service scores for these images."""
     return np.concatenate([tiles.cut(im.pixels, im.width, im.height, cfg.width, cfg.height, cfg.tile["overlap"])[0] for im in images])
@@ -219,9 +220,10 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device
     if cfg.fit == "tile":
         scaled = data.prepare_scaled(fit_set, cfg.width, cfg.height, cfg.tile["scale"], cache)
         val_imgs = grid_tiles(cfg, data.prepare_scaled(val_set, cfg.width, cfg.height, cfg.tile["scale"], cache))
-        # As many crops an epoch as the grid has tiles, so an epoch covers each image's area about once.
+        # As many crops an epoch as the grid has tiles, so an epoch covers each image's area about once. Until the
+        # first epoch draws them, the grid's own tiles stand in (the teacher's standardisation reads them).
         crops = [len(tiles.tile_grid(im.width, im.height, cfg.width, cfg.height, cfg.tile["overlap"])) for im in scaled]
-        train_imgs = np.empty((sum(crops), cfg.height, cfg.width, 3), np.uint8)  # drawn at each epoch's start
+        train_imgs = grid_tiles(cfg, scaled)
     else:
         train_imgs = data.prepare(fit_set, cfg.width, cfg.height, cfg.fit, cache)
         val_imgs = data.prepare(val_set, cfg.width, cfg.height, cfg.fit, cache)
