@@ -66,22 +66,13 @@ def cut(pixels: np.ndarray, width: int, height: int, tile_w: int, tile_h: int, o
     return np.stack([pixels[y:y + tile_h, x:x + tile_w] for x, y in grid]), grid
 
 
-def grid_crops(pixels: np.ndarray, width: int, height: int, tile_w: int, tile_h: int, overlap: int, rng: np.random.Generator) -> np.ndarray:
-    """One training crop per tile of the service's grid, each moved by up to half the grid's step either way and
-    clamped to the image, [n, tile_h, tile_w, 3]. Uniform offsets would show the image's outer rows and columns
-    at a tile's edge in a few crops in a hundred (probe T1: the student fitted them worst, and the left border was
-    where normal maps peaked); here the border tiles sit on the border about every other epoch, as the service
-    cuts them, and the jitter still shows the texture at offsets between the grid's. A side shorter than a tile
-    gives offset 0, as the grid does: the mirror extension is seen where the service sees it."""
-    def starts(length: int, tile: int) -> np.ndarray:
-        s = np.asarray(tile_starts(length, tile, overlap))
-        if len(s) == 1:
-            return s
-        half = int(np.diff(s).min()) // 2
-        return np.clip(s + rng.integers(-half, half + 1, len(s)), 0, length - tile)
-
-    grid = [(x, y) for y in starts(height, tile_h) for x in starts(width, tile_w)]
-    return np.stack([pixels[y:y + tile_h, x:x + tile_w] for x, y in grid])
+def random_crops(pixels: np.ndarray, width: int, height: int, tile_w: int, tile_h: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n tiles at uniformly random places of the image (training: the texture at the scale it is inspected at, at
+    every offset rather than only the grid's), [n, tile_h, tile_w, 3]. A side shorter than a tile gives offset 0,
+    as the grid does: the mirror extension is seen where the service sees it."""
+    xs = rng.integers(0, max(0, width - tile_w) + 1, n)
+    ys = rng.integers(0, max(0, height - tile_h) + 1, n)
+    return np.stack([pixels[y:y + tile_h, x:x + tile_w] for x, y in zip(xs, ys)])
 
 
 def nan_stack(maps: list[np.ndarray], height: int | None = None, width: int | None = None, fill: float | bool = np.nan) -> np.ndarray:

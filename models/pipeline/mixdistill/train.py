@@ -220,8 +220,9 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device
     if cfg.fit == "tile":
         scaled = data.prepare_scaled(fit_set, cfg.width, cfg.height, cfg.tile["scale"], cache)
         val_imgs = grid_tiles(cfg, data.prepare_scaled(val_set, cfg.width, cfg.height, cfg.tile["scale"], cache))
-        # One crop a grid tile an epoch (tiles.grid_crops), so an epoch covers each image's area about once. Until
-        # the first epoch draws them, the grid's own tiles stand in (the teacher's standardisation reads them).
+        # As many crops an epoch as the grid has tiles, so an epoch covers each image's area about once. Until the
+        # first epoch draws them, the grid's own tiles stand in (the teacher's standardisation reads them).
+        crops = [len(tiles.tile_grid(im.width, im.height, cfg.width, cfg.height, cfg.tile["overlap"])) for im in scaled]
         train_imgs = grid_tiles(cfg, scaled)
     else:
         train_imgs = data.prepare(fit_set, cfg.width, cfg.height, cfg.fit, cache)
@@ -268,8 +269,8 @@ def train(cfg: TrainConfig, resume: bool = True, cache_mib: float = 4096, device
             t0 = time.time()
             run.student.train()
             if cfg.fit == "tile":
-                train_imgs = np.concatenate([tiles.grid_crops(im.pixels, im.width, im.height, cfg.width, cfg.height,
-                                                              cfg.tile["overlap"], gen) for im in scaled])
+                train_imgs = np.concatenate([tiles.random_crops(im.pixels, im.width, im.height, cfg.width, cfg.height, n, gen)
+                                             for im, n in zip(scaled, crops)])
             order = gen.permutation(len(train_imgs))
             total = 0.0
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=5)
