@@ -28,6 +28,7 @@ import { detectImage, type Include } from '../detect/detect.js';
 import { tileCount } from '../detect/tiled.js';
 import { writeHostProbeBundle } from '../bench/host-probe.js';
 import { measureHostStages } from '../bench/host-stages.js';
+import { cpuMsByGroup, threadTicks } from '../bench/thread-cpu.js';
 import { batchSizes, ModelEngine } from '../engine/model-engine.js';
 import { composeBundle } from '../graph/compose.js';
 import { PIXELS_INPUT } from '../graph/preprocess.js';
@@ -155,19 +156,6 @@ async function serverCpuSeconds(url: string): Promise<number> {
   if (v === undefined) throw new Error('the server\'s /metrics has no process_cpu_seconds_total');
   return Number(v);
 }
-/**
- * CPU seconds of the server's main thread (the event loop: multipart, routing, JSON, the synchronous part of each
- * sharp call, map colouring), from Linux's per-thread accounting; undefined elsewhere. One event loop per process
- * caps its throughput at 1000 / (main-thread ms per image) whatever the cores.
- */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
-async function mainThreadCpuSeconds(pid: number | undefined): Promise<number | undefined> {
-  const stat = await readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8').catch(() => undefined);
-  // Fields after the command name (which may hold spaces, hence the last ')'): utime and stime are the 12th and 13th.
-  const f = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return f ? (Number(f[11]) + Number(f[12])) / CLOCK_TICKS : undefined;
-}
-
 async function hostCost(bundle: Bundle) {
   const modelsDir = await mkdtemp(path.join(os.tmpdir(), 'mixdistill-host-probe-'));
   try {
@@ -180,12 +168,13 @@ async function hostCost(bundle: Bundle) {
     const measure = async (query: string) => {
       const shoot = (n: number) => autocannon({ url: `${server.url}/detect${query}`, method: 'POST', body, headers: { 'content-type': contentType }, connections: 4, amount: n });
       await shoot(50);
-      const [cpu0, main0] = [await serverCpuSeconds(server.url), await mainThreadCpuSeconds(server.process.pid)];
+      const pid = server.process.pid!;
+      const [cpu0, threads0] = [await serverCpuSeconds(server.url), await threadTicks(pid)];
       const r = await shoot(amount);
       const cpuMs = ((await serverCpuSeconds(server.url)) - cpu0) * 1000;
-      const main1 = await mainThreadCpuSeconds(server.process.pid);
+      const threads1 = await threadTicks(pid);
       if (r.non2xx || r.errors || r.timeouts) throw new Error(`host probe: ${r.non2xx} non-2xx, ${r.errors + r.timeouts} errors of ${amount}`);
-      return { cpu: cpuMs / amount, mainThread: main0 === undefined || main1 === undefined ? undefined : ((main1 - main0) * 1000) / amount };
+      return { cpu: cpuMs / amount, byThread: threads0 && threads1 ? cpuMsByGroup(threads0, threads1, pid, amount) : undefined };
     };
     let scores, heat;
     try {
@@ -195,7 +184,9 @@ async function hostCost(bundle: Bundle) {
       await server.stop();
     }
     const result = { scoresOnly: scores.cpu, withHeatmap: heat.cpu };
-    const mainThreadMsPerImage = { scoresOnly: scores.mainThread, withHeatmap: heat.mainThread };
+    // The event loop's share: one per process, it caps a process at 1000 / (its ms per image) whatever the cores.
+    const byThread = { scoresOnly: scores.byThread, withHeatmap: heat.byThread };
+    const mainThreadMsPerImage = { scoresOnly: scores.byThread?.main, withHeatmap: heat.byThread?.main };
     // Where it goes: each stage alone, with the server stopped. The rest (multipart, routing, batching, messages to
     // the worker, JSON, base64) is what the server spent beyond these.
     const stages = await measureHostStages(image, await loadBundle(path.join(modelsDir, name)));
@@ -212,6 +203,7 @@ async function hostCost(bundle: Bundle) {
       withHeatmap: result.withHeatmap - stages.probeSessionMs,
       serverCpuMsPerImage: result,
       mainThreadMsPerImage,
+      byThreadMsPerImage: byThread,
       probeSessionMsPerImage: stages.probeSessionMs,
       breakdown,
       requestsPerFigure: amount,
@@ -257,6 +249,9 @@ async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
   const perCore = (ms: number) => 1000 / ms;
   log(`  host CPU per image outside session.run (probe bundle, ${host.requestsPerFigure} requests each): scores only ${host.scoresOnly.toFixed(2)} ms (target <= ${HOST_TARGETS_MS.scoresOnly}), with heatmap PNG ${host.withHeatmap.toFixed(2)} ms (target <= ${HOST_TARGETS_MS.withHeatmap}); the server's whole CPU ${host.serverCpuMsPerImage.scoresOnly.toFixed(2)} / ${host.serverCpuMsPerImage.withHeatmap.toFixed(2)} ms, of which the probe's session (preprocessing and head in the graph) ${host.probeSessionMsPerImage.toFixed(2)}`);
   log(`  where it goes (CPU-ms per image, each stage alone): ${Object.entries(host.breakdown).map(([k, v]) => `${k.replace(/Ms$/, '')} ${v.toFixed(2)}`).join(', ')}`);
+  const bt = host.byThreadMsPerImage;
+  const threads = (g?: Record<string, number>) => (g ? Object.entries(g).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') : 'n/a (no /proc)');
+  log(`  by thread (CPU-ms per image; inference = the probe's session and its worker's messages, libvips = pixel work, other = libuv's pool running sharp's calls and V8's GC/compiler): scores only ${threads(bt.scoresOnly)}; with heatmap ${threads(bt.withHeatmap)}`);
   const mt = host.mainThreadMsPerImage;
   const feed = (ms: number, mainMs: number | undefined) => Math.min(16 * perCore(ms), mainMs ? perCore(mainMs) : Infinity);
   log(`  so, the session on a device, one core feeds ${perCore(host.scoresOnly).toFixed(0)} img/s scores only, ${perCore(host.withHeatmap).toFixed(0)} with heatmaps; the main thread spends ${mt.scoresOnly?.toFixed(2) ?? '?'} / ${mt.withHeatmap?.toFixed(2) ?? '?'} ms an image, which caps one process at ${mt.scoresOnly ? perCore(mt.scoresOnly).toFixed(0) : '?'} / ${mt.withHeatmap ? perCore(mt.withHeatmap).toFixed(0) : '?'} img/s; a 16-core node, one process: ${feed(host.scoresOnly, mt.scoresOnly).toFixed(0)} / ${feed(host.withHeatmap, mt.withHeatmap).toFixed(0)} img/s`);

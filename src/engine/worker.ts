@@ -6,6 +6,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { median } from './batch-choice.js';
 import type { EpFailure, FromWorker, RunRequest, WorkerInit } from './messages.js';
+import { INFERENCE_THREAD_NAME, nameThisThread } from './thread-name.js';
+
+// Before the session exists, so that ONNX Runtime's intra-op threads, which Linux names after their creator, carry it too.
+nameThisThread(INFERENCE_THREAD_NAME);
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
