@@ -40,8 +40,8 @@ export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: num
     .ensureAlpha(opacity)
     .raw()
     .toBuffer();
-  return image.pipeline
-    .clone()
+  return image
+    .pipeline()
     .removeAlpha()
     .composite([{ input: heat, raw: { width: image.width, height: image.height, channels: 4 } }])
     .png()

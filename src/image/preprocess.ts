@@ -81,7 +81,7 @@ export function fitToInput(img: Sharp, width: number, height: number, input: Pic
 /** Resizes to the model's input: 8-bit RGB, interleaved (HWC), width x height x 3 bytes. */
 export async function resizeForModel(image: DecodedImage, input: InputSpec, index = 0): Promise<Buffer> {
   try {
-    return await fitToInput(image.pipeline.clone(), image.width, image.height, input).removeAlpha().raw().toBuffer();
+    return await fitToInput(image.pipeline(), image.width, image.height, input).removeAlpha().raw().toBuffer();
   } catch (err) {
     throw imageError(err, index);
   }
@@ -105,7 +105,7 @@ export async function resizeForTiles(image: DecodedImage, input: InputSpec, inde
   const scaled = scaledSize(image.width, image.height, input.tile!.scale);
   const width = Math.max(scaled.width, input.width), height = Math.max(scaled.height, input.height);
   try {
-    let img = image.pipeline.clone();
+    let img = image.pipeline();
     if (scaled.width !== image.width || scaled.height !== image.height) img = img.resize(scaled.width, scaled.height, { fit: 'fill', kernel: 'lanczos3' });
     if (width > scaled.width || height > scaled.height) {
       img = img.extend({ right: width - scaled.width, bottom: height - scaled.height, extendWith: 'mirror' });
