@@ -11,6 +11,7 @@ export interface Config {
   EXECUTION_PROVIDERS: string[];
   WORKERS: number;
   INTRA_OP_THREADS: number;
+  INTRA_OP_SPINNING: 'on' | 'off';
   MAX_BATCH: number;
   BATCH_TUNING: 'warmup' | 'off';
   UV_THREADPOOL_SIZE: number;
@@ -41,6 +42,8 @@ const schema = {
     EXECUTION_PROVIDERS: { type: 'string', pattern: '^(cuda|cpu)(,(cuda|cpu))*$', default: 'cuda,cpu' },
     WORKERS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     INTRA_OP_THREADS: { type: 'integer', minimum: 0, maximum: 256, default: 0 },
+    // Whether ONNX Runtime's intra-op threads busy-wait for work between operators and runs (its default: on).
+    INTRA_OP_SPINNING: { type: 'string', enum: ['on', 'off'], default: 'on' },
     MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, default: 8 },
     BATCH_TUNING: { type: 'string', enum: ['warmup', 'off'], default: 'warmup' },
     // libuv's pool, where sharp's image work runs; dist/src/main.cjs sets it before the pool exists (one per core,

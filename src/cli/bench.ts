@@ -92,7 +92,7 @@ async function bareSession(bundle: Bundle, batch: number): Promise<Stats> {
 
 // 2. in-process engine, saturated by `inflight` concurrent images
 async function engineRun(bundle: Bundle, include: Include[], inflight: number): Promise<Stats> {
-  const engine = await ModelEngine.create(bundle, { providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch, batchTuning: config.BATCH_TUNING === 'warmup', maxWaitMs: config.BATCH_WAIT_MS, maxQueue: 1 << 16 });
+  const engine = await ModelEngine.create(bundle, { providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, intraOpSpinning: config.INTRA_OP_SPINNING === 'on', maxBatch, batchTuning: config.BATCH_TUNING === 'warmup', maxWaitMs: config.BATCH_WAIT_MS, maxQueue: 1 << 16 });
   if (!include.length) log(`  engine batches up to ${engine.status.maxBatch} (BATCH_TUNING=${config.BATCH_TUNING}; warm-up timings per image: ${engine.status.batchTimings.map((b) => `${b.batch}: ${b.msPerImage.toFixed(1)} ms`).join(', ') || 'none'})`);
   const lat: number[] = [];
   const inc = new Set(include);
@@ -266,7 +266,7 @@ async function benchModel(bundleDir: string, bundle: Bundle, runs: string[]) {
   const bestTs = 'skipped' in torch ? undefined : Math.max(...torch.torchscript.map((s) => s.imagesPerSecond));
   const report = {
     model: { name: m.name, version: m.version },
-    machine: { cpus: os.availableParallelism(), providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, maxBatch },
+    machine: { cpus: os.availableParallelism(), providers: config.EXECUTION_PROVIDERS, workers: config.WORKERS, intraOpThreads: config.INTRA_OP_THREADS, intraOpSpinning: config.INTRA_OP_SPINNING, maxBatch },
     image: { width: imageMeta.width, height: imageMeta.height },
     tilesPerImage,
     session: sessions,

@@ -8,6 +8,7 @@ export interface WorkerInit {
   imageShape: [number, number, number];
   providers: string[];
   intraOpThreads: number;
+  intraOpSpinning: boolean;
   /** Batch sizes run once at start, so arenas are sized before traffic. */
   warmupBatches: number[];
   /** Batch sizes then timed, `timedRuns` times each, round-robin, for the engine's choice of batch size. */

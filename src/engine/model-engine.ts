@@ -10,6 +10,8 @@ export interface EngineOptions {
   providers: string[];
   workers: number;
   intraOpThreads: number;
+  /** ONNX Runtime's intra-op threads busy-wait between operators (its default); off leaves those cycles to the host work. */
+  intraOpSpinning?: boolean;
   maxBatch: number;
   /** Time the batch sizes at warm-up and form batches only as large as pays (batch-choice.ts); else up to maxBatch. */
   batchTuning?: boolean;
@@ -54,6 +56,7 @@ export class ModelEngine {
         imageShape,
         providers: opts.providers,
         intraOpThreads: opts.intraOpThreads,
+        intraOpSpinning: opts.intraOpSpinning ?? true,
         warmupBatches: gpu || opts.batchTuning ? sizes : [1, opts.maxBatch].filter((v, i, a) => a.indexOf(v) === i),
         timedBatches: opts.batchTuning ? sizes : [],
         timedRuns: 3,

@@ -26,6 +26,8 @@ async function createSession(): Promise<{ session: ort.InferenceSession; provide
         intraOpNumThreads: init.intraOpThreads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
+        // The binding turns nested keys into ORT's session config entries (session.intra_op.allow_spinning).
+        extra: { session: { intra_op: { allow_spinning: init.intraOpSpinning ? '1' : '0' } } },
       });
       return { session, provider, fallbacks };
     } catch (err) {

@@ -34,6 +34,7 @@ export async function evaluateCategory(opts: {
     providers: config.EXECUTION_PROVIDERS,
     workers: config.WORKERS,
     intraOpThreads: config.INTRA_OP_THREADS,
+    intraOpSpinning: config.INTRA_OP_SPINNING === 'on',
     maxBatch: config.MAX_BATCH,
     maxWaitMs: 5,
     maxQueue: 1 << 20,

@@ -24,6 +24,7 @@ export default fp(async function models(app: FastifyInstance, opts: { config: Co
       providers: c.EXECUTION_PROVIDERS,
       workers: c.WORKERS,
       intraOpThreads: c.INTRA_OP_THREADS,
+      intraOpSpinning: c.INTRA_OP_SPINNING === 'on',
       maxBatch: c.MAX_BATCH,
       batchTuning: c.BATCH_TUNING === 'warmup',
       maxWaitMs: c.BATCH_WAIT_MS,
