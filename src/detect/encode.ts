@@ -2,6 +2,12 @@ import sharp, { type Sharp } from 'sharp';
 import type { DecodedImage } from '../image/decode.js';
 import type { MapPlacement } from '../image/preprocess.js';
 
+/**
+ * zlib level 3 instead of libvips' 6: on a real heatmap (mtd-mnv2, an MTD blowhole, 248 x 373) 3.3 against 5.9 CPU-ms
+ * for 4 % more bytes (53.7 against 51.4 kB); level 1 was 2.4 ms but 50 % larger. The pixels are the same.
+ */
+const PNG = { compressionLevel: 3 } as const;
+
 interface Raw {
   data: Uint8Array;
   width: number;
@@ -31,7 +37,7 @@ function onOriginal(src: Raw, width: number, height: number, { from, to: at }: M
 
 /** Colour-mapped anomaly map at the original image size. */
 export function heatmapPng(rgb: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: MapPlacement): Promise<Buffer> {
-  return onOriginal({ data: rgb, width: mapW, height: mapH, channels: 3 }, width, height, at, 'linear').png().toBuffer();
+  return onOriginal({ data: rgb, width: mapW, height: mapH, channels: 3 }, width, height, at, 'linear').png(PNG).toBuffer();
 }
 
 /** The heatmap blended over the upright original image. */
@@ -44,7 +50,7 @@ export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: num
     .pipeline()
     .removeAlpha()
     .composite([{ input: heat, raw: { width: image.width, height: image.height, channels: 4 } }])
-    .png()
+    .png(PNG)
     .toBuffer();
 }
 
@@ -52,11 +58,11 @@ export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: num
 export function greyPng(grey: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: MapPlacement, kernel: 'linear' | 'nearest'): Promise<Buffer> {
   return onOriginal({ data: grey, width: mapW, height: mapH, channels: 1 }, width, height, at, kernel)
     .toColourspace('b-w')
-    .png()
+    .png(PNG)
     .toBuffer();
 }
 
 /** A colour-mapped map as PNG at its own resolution. */
 export function mapPng(rgb: Uint8Array, width: number, height: number): Promise<Buffer> {
-  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png(PNG).toBuffer();
 }
