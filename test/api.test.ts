@@ -70,6 +70,26 @@ t.test('include: heatmap, overlay and mask PNGs at the original size; regions; p
   t.equal((await sharp(Buffer.from(r.paths[0].map, 'base64')).metadata()).format, 'png');
 });
 
+t.test('maxSide: the PNGs shrink to it, never grow; scores and regions stay those of the original image', async (t) => {
+  const a = await texture(120, 60, 'png', 11);
+  const url = (q: string) => `/detect?include=heatmap,overlay,mask,map,regions&sensitivity=1${q}`;
+  const full = (await call(t, { method: 'POST', url: url(''), ...multipart([{ data: a }]) })).json().results[0];
+  const small = (await call(t, { method: 'POST', url: url('&maxSide=48'), ...multipart([{ data: a }]) })).json().results[0];
+  for (const key of ['heatmap', 'overlay', 'mask', 'map'] as const) {
+    const meta = await sharp(Buffer.from(small[key], 'base64')).metadata();
+    t.same([meta.width, meta.height], [48, 24], `${key} is 48x24 under maxSide=48`);
+  }
+  t.same([small.width, small.height, small.score, small.regions], [full.width, full.height, full.score, full.regions], 'size, score and regions unchanged');
+  const big = (await call(t, { method: 'POST', url: url('&maxSide=4096'), ...multipart([{ data: a }]) })).json().results[0];
+  t.same((({ width, height }) => [width, height])(await sharp(Buffer.from(big.heatmap, 'base64')).metadata()), [120, 60], 'a larger maxSide keeps the original size');
+  const png = await app.inject({ method: 'POST', url: '/detect?maxSide=30', headers: { ...multipart([{ data: a }]).headers, accept: 'image/png' }, payload: multipart([{ data: a }]).payload } as never);
+  t.same((({ width, height }) => [width, height])(await sharp(png.rawPayload).metadata()), [30, 15], 'Accept: image/png follows maxSide');
+  for (const bad of ['0', '7', 'abc', '1.5']) {
+    const res = await call(t, { method: 'POST', url: `/detect?maxSide=${bad}`, ...multipart([{ data: a }]) });
+    t.equal(res.statusCode, 400, `maxSide=${bad} is refused`);
+  }
+});
+
 t.test('letterbox bundle: outputs at the original size, regions within the image', async (t) => {
   const models = await mkdtemp(path.join(os.tmpdir(), 'mixdistill-letterbox-'));
   t.teardown(() => rm(models, { recursive: true, force: true }));

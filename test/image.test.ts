@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import t from 'tap';
 import { decodeImage } from '../src/image/decode.js';
 import { heatmapPng } from '../src/detect/encode.js';
-import { intensityRemap, letterboxWindow, mapPlacement, placement, resizeForModel, toTensor } from '../src/image/preprocess.js';
+import { intensityRemap, letterboxWindow, mapPlacement, outputSize, placement, resizeForModel, scalePlacement, toTensor } from '../src/image/preprocess.js';
 
 const limits = { maxPixels: 10_000_000 };
 const input = { width: 8, height: 8, fit: 'stretch' as const, channelOrder: 'RGB' as const, scaling: { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] } };
@@ -29,6 +29,19 @@ t.test('placement of the model window', async (t) => {
   t.same(placement(300, 200, { width: 256, height: 256, fit: 'stretch' }), { left: 0, top: 0, width: 300, height: 200 });
   t.same(placement(300, 200, { width: 256, height: 256, fit: 'center-crop' }), { left: 50, top: 0, width: 200, height: 200 });
   t.same(placement(100, 400, { width: 64, height: 32, fit: 'center-crop' }), { left: 0, top: 175, width: 100, height: 50 });
+});
+
+t.test('outputSize shrinks to the longest side, never grows; scalePlacement moves the window with it', async (t) => {
+  t.same(outputSize(400, 100, 200), { width: 200, height: 50 });
+  t.same(outputSize(100, 400, 200), { width: 50, height: 200 });
+  t.same(outputSize(400, 100, 1000), { width: 400, height: 100 });
+  t.same(outputSize(400, 100), { width: 400, height: 100 });
+  t.same(outputSize(1000, 3, 100), { width: 100, height: 1 }, 'at least a pixel');
+  // center-crop of a 400x100 image into a square input: the map lands on the central 100x100 window.
+  const at = mapPlacement(400, 100, { width: 8, height: 8, fit: 'center-crop' });
+  t.same(at.to, { left: 150, top: 0, width: 100, height: 100 });
+  t.same(scalePlacement(at, { width: 400, height: 100 }, { width: 200, height: 50 }), { from: at.from, to: { left: 75, top: 0, width: 50, height: 50 } });
+  t.equal(scalePlacement(at, { width: 400, height: 100 }, { width: 400, height: 100 }), at, 'unchanged at the same size');
 });
 
 t.test('letterbox: the image keeps its aspect ratio in a centred window of the input', async (t) => {

@@ -3,7 +3,7 @@ import type { ModelEngine } from '../engine/model-engine.js';
 import { OUTPUT_MAP, OUTPUT_SCORE, pathOutput } from '../graph/head.js';
 import { decodeImage, type DecodedImage, type DecodeLimits } from '../image/decode.js';
 import type { ItemResult } from '../engine/batcher.js';
-import { mapPlacement, resizeForModel, type MapPlacement } from '../image/preprocess.js';
+import { mapPlacement, outputSize, resizeForModel, scalePlacement, type MapPlacement } from '../image/preprocess.js';
 import { cropMap } from '../maps/crop.js';
 import { resizeBilinear } from '../maps/resize.js';
 import { colorize } from './colormap.js';
@@ -24,6 +24,8 @@ export interface DetectOptions {
   include: ReadonlySet<Include>;
   threshold?: number;
   sensitivity?: number;
+  /** Longest side of the PNG outputs; the image's own size when it is shorter (outputSize). */
+  maxSide?: number;
 }
 
 export interface Timings {
@@ -226,11 +228,13 @@ export async function detectImage(
   const postprocessMs = since(t2);
 
   const t3 = performance.now();
+  const size = outputSize(image.width, image.height, opts.maxSide);
+  const atOut = scalePlacement(at, image, size);
   const [heatmap, overlay, maskOut, greyOut, pathPngs] = await Promise.all([
-    inc.has('heatmap') || opts.wantPng ? heatmapPng(heatRgb!, W, H, image.width, image.height, at) : undefined,
-    inc.has('overlay') ? overlayPng(image, heatRgb!, W, H, at) : undefined,
-    mask ? greyPng(mask, W, H, image.width, image.height, at, 'nearest') : undefined,
-    grey ? greyPng(grey, W, H, image.width, image.height, at, 'linear') : undefined,
+    inc.has('heatmap') || opts.wantPng ? heatmapPng(heatRgb!, W, H, size.width, size.height, atOut) : undefined,
+    inc.has('overlay') ? overlayPng(image, heatRgb!, W, H, atOut, size) : undefined,
+    mask ? greyPng(mask, W, H, size.width, size.height, atOut, 'nearest') : undefined,
+    grey ? greyPng(grey, W, H, size.width, size.height, atOut, 'linear') : undefined,
     Promise.all(pathMaps.map((p) => mapPng(p.rgb, W, H))),
   ]);
   if (heatmap) {

@@ -35,26 +35,26 @@ function onOriginal(src: Raw, width: number, height: number, { from, to: at }: M
   });
 }
 
-/** Colour-mapped anomaly map at the original image size. */
+/** Colour-mapped anomaly map at width x height (the original image's size, or smaller), `at` placed in it. */
 export function heatmapPng(rgb: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: MapPlacement): Promise<Buffer> {
   return onOriginal({ data: rgb, width: mapW, height: mapH, channels: 3 }, width, height, at, 'linear').png(PNG).toBuffer();
 }
 
-/** The heatmap blended over the upright original image. */
-export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: number, mapH: number, at: MapPlacement, opacity = 0.5): Promise<Buffer> {
-  const heat = await onOriginal({ data: rgb, width: mapW, height: mapH, channels: 3 }, image.width, image.height, at, 'linear')
+/** The heatmap blended over the upright original image, at `size` (the image's own, or smaller: outputSize). */
+export async function overlayPng(image: DecodedImage, rgb: Uint8Array, mapW: number, mapH: number, at: MapPlacement, size: { width: number; height: number }, opacity = 0.5): Promise<Buffer> {
+  const heat = await onOriginal({ data: rgb, width: mapW, height: mapH, channels: 3 }, size.width, size.height, at, 'linear')
     .ensureAlpha(opacity)
     .raw()
     .toBuffer();
-  return image
-    .pipeline()
-    .removeAlpha()
-    .composite([{ input: heat, raw: { width: image.width, height: image.height, channels: 4 } }])
+  let base = image.pipeline().removeAlpha();
+  if (size.width !== image.width || size.height !== image.height) base = base.resize(size.width, size.height, { fit: 'fill' });
+  return base
+    .composite([{ input: heat, raw: { width: size.width, height: size.height, channels: 4 } }])
     .png(PNG)
     .toBuffer();
 }
 
-/** A one-channel raster at the original image size: a binary mask (nearest) or a grey map (linear). */
+/** A one-channel raster at width x height, like heatmapPng: a binary mask (nearest) or a grey map (linear). */
 export function greyPng(grey: Uint8Array, mapW: number, mapH: number, width: number, height: number, at: MapPlacement, kernel: 'linear' | 'nearest'): Promise<Buffer> {
   return onOriginal({ data: grey, width: mapW, height: mapH, channels: 1 }, width, height, at, kernel)
     .toColourspace('b-w')

@@ -57,6 +57,22 @@ export interface MapPlacement {
   to: Placement;
 }
 
+/** The size of the PNGs for an image of width x height: scaled down (never up) so that its longest side is at most maxSide. */
+export function outputSize(width: number, height: number, maxSide = Infinity): { width: number; height: number } {
+  const s = Math.min(1, maxSide / Math.max(width, height));
+  return s === 1 ? { width, height } : { width: Math.max(1, Math.round(width * s)), height: Math.max(1, Math.round(height * s)) };
+}
+
+/** `at` with its target window taken from an image of `from` size to one of `to` size (edges rounded, at least a pixel). */
+export function scalePlacement(at: MapPlacement, from: { width: number; height: number }, to: { width: number; height: number }): MapPlacement {
+  if (from.width === to.width && from.height === to.height) return at;
+  const sx = to.width / from.width, sy = to.height / from.height;
+  const left = Math.min(to.width - 1, Math.round(at.to.left * sx)), top = Math.min(to.height - 1, Math.round(at.to.top * sy));
+  const right = Math.min(to.width, Math.max(left + 1, Math.round((at.to.left + at.to.width) * sx)));
+  const bottom = Math.min(to.height, Math.max(top + 1, Math.round((at.to.top + at.to.height) * sy)));
+  return { from: at.from, to: { left, top, width: right - left, height: bottom - top } };
+}
+
 export function mapPlacement(width: number, height: number, input: Pick<InputSpec, 'width' | 'height' | 'fit'>): MapPlacement {
   if (input.fit === 'letterbox') return { from: letterboxWindow(width, height, input), to: { left: 0, top: 0, width, height } };
   return { from: { left: 0, top: 0, width: input.width, height: input.height }, to: placement(width, height, input) };

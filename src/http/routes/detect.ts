@@ -10,6 +10,7 @@ interface DetectQuery {
   include?: string;
   threshold?: number;
   sensitivity?: number;
+  maxSide?: number;
 }
 
 /** True when the client prefers image/png over JSON (q-values honoured, ties go to the first listed). */
@@ -62,7 +63,7 @@ export default async function detectRoutes(app: FastifyInstance, opts: { config:
     if (wantPng && images.length !== 1) throw new ApiError(406, 'NOT_ACCEPTABLE', 'Accept: image/png answers one image; send one or accept JSON');
     const include = new Set((q.include ?? '').split(',').filter((s): s is Include => (INCLUDES as readonly string[]).includes(s)));
     const work = Promise.all(
-      images.map((bytes, i) => detectImage(engine, bytes, i, { include, threshold: q.threshold, sensitivity: q.sensitivity, wantPng }, limits)),
+      images.map((bytes, i) => detectImage(engine, bytes, i, { include, threshold: q.threshold, sensitivity: q.sensitivity, maxSide: q.maxSide, wantPng }, limits)),
     );
     const results: DetectionResult[] = await withDeadline(work, c.REQUEST_TIMEOUT_MS);
 
