@@ -8,7 +8,7 @@
  *   4. the PyTorch reference, eager and TorchScript-frozen (where Debian's torch and the run folder exist),
  *   5. the host path's CPU cost: the server's CPU time per image (process_cpu_seconds_total from its /metrics)
  *      against a probe bundle with this model's input whose session costs next to nothing (src/bench/host-probe.ts),
- *      scores only and with a heatmap PNG,
+ *      scores only and with a heatmap PNG, split by stage and, on Linux, by thread (src/bench/thread-cpu.ts),
  * and the ratios httpOverSession (HTTP at saturation over the best bare session throughput at any of those batch
  * sizes) and sessionOverTorchscript, hostCpuMsPerImage, /healthz p99 under load and the server's peak RSS.
  * With several --model, each one's cost relative to the first, from figures of this one run: the machines are
