@@ -82,7 +82,8 @@ t.test('maxSide: the PNGs shrink to it, never grow; scores and regions stay thos
   t.same([small.width, small.height, small.score, small.regions], [full.width, full.height, full.score, full.regions], 'size, score and regions unchanged');
   const big = (await call(t, { method: 'POST', url: url('&maxSide=4096'), ...multipart([{ data: a }]) })).json().results[0];
   t.same((({ width, height }) => [width, height])(await sharp(Buffer.from(big.heatmap, 'base64')).metadata()), [120, 60], 'a larger maxSide keeps the original size');
-  const png = await app.inject({ method: 'POST', url: '/detect?maxSide=30', headers: { ...multipart([{ data: a }]).headers, accept: 'image/png' }, payload: multipart([{ data: a }]).payload } as never);
+  const form = multipart([{ data: a }]);
+  const png = await app.inject({ method: 'POST', url: '/detect?maxSide=30', headers: { ...form.headers, accept: 'image/png' }, payload: form.payload } as never);
   t.same((({ width, height }) => [width, height])(await sharp(png.rawPayload).metadata()), [30, 15], 'Accept: image/png follows maxSide');
   for (const bad of ['0', '7', 'abc', '1.5']) {
     const res = await call(t, { method: 'POST', url: `/detect?maxSide=${bad}`, ...multipart([{ data: a }]) });

@@ -184,8 +184,8 @@ async function hostCost(bundle: Bundle) {
       await server.stop();
     }
     const result = { scoresOnly: scores.cpu, withHeatmap: heat.cpu };
-    // The event loop's share: one per process, it caps a process at 1000 / (its ms per image) whatever the cores.
     const byThread = { scoresOnly: scores.byThread, withHeatmap: heat.byThread };
+    // The event loop's share: one per process, it caps a process at 1000 / (its ms per image) whatever the cores.
     const mainThreadMsPerImage = { scoresOnly: scores.byThread?.main, withHeatmap: heat.byThread?.main };
     // Where it goes: each stage alone, with the server stopped. The rest (multipart, routing, batching, messages to
     // the worker, JSON, base64) is what the server spent beyond these.
